@@ -1,0 +1,357 @@
+"""The codebook: reading and validating the YAML file, and syncing it into a project.
+
+Validation walks PyYAML's node tree rather than the parsed data so that every
+problem can be reported as ``FILE:LINE: message``, the way a compiler would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import sqlite_utils
+import yaml
+
+from .db import now
+from .errors import CodebookError
+
+CODE_FIELDS = {"id", "name", "definition", "include", "exclude", "examples", "terms", "color", "children"}
+TOP_FIELDS = {"name", "version", "description", "codes"}
+ID_PART = r"[a-z][a-z0-9_-]*"
+ID_RE = re.compile(rf"^{ID_PART}(\.{ID_PART})*$")
+COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+@dataclass
+class Code:
+    id: str
+    name: str
+    definition: str
+    include: str = ""
+    exclude: str = ""
+    examples: list[str] = field(default_factory=list)
+    terms: list[str] = field(default_factory=list)
+    color: str | None = None
+    children: list["Code"] = field(default_factory=list)
+    line: int = 0
+
+
+@dataclass
+class Codebook:
+    id: str
+    name: str
+    version: str
+    description: str
+    codes: list[Code]
+    path: str | None = None
+
+    def walk(self) -> Iterator[tuple[Code, Code | None, int]]:
+        """Every code, parents before children, with its parent and depth."""
+
+        def visit(code: Code, parent: Code | None, depth: int) -> Iterator[tuple[Code, Code | None, int]]:
+            yield code, parent, depth
+            for child in code.children:
+                yield from visit(child, code, depth + 1)
+
+        for code in self.codes:
+            yield from visit(code, None, 0)
+
+
+@dataclass
+class Problem:
+    path: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass
+class SyncResult:
+    codebook_id: str
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    archived: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+
+
+class _Parser:
+    """Turns a YAML node tree into a Codebook, collecting every problem on the way."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.problems: list[Problem] = []
+        self.seen: dict[str, int] = {}
+
+    def problem(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(Problem(self.path, node.start_mark.line + 1, message))
+
+    def text(self, node: yaml.Node, name: str) -> str:
+        if isinstance(node, yaml.ScalarNode):
+            return str(node.value).strip()
+        self.problem(node, f"'{name}' must be text, not a {_kind(node)}")
+        return ""
+
+    def texts(self, node: yaml.Node, name: str) -> list[str]:
+        if isinstance(node, yaml.ScalarNode):
+            return [node.value.strip()] if node.value.strip() else []
+        if isinstance(node, yaml.SequenceNode):
+            items = []
+            for item in node.value:
+                value = self.text(item, name)
+                if value:
+                    items.append(value)
+            return items
+        self.problem(node, f"'{name}' must be a list of text, not a {_kind(node)}")
+        return []
+
+    def codebook(self, root: yaml.Node | None, stem: str) -> Codebook | None:
+        if root is None:
+            self.problems.append(Problem(self.path, 1, "the codebook is empty"))
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            self.problem(root, f"the codebook must be a mapping with 'name' and 'codes', not a {_kind(root)}")
+            return None
+        values: dict[str, yaml.Node] = {}
+        for key, value in root.value:
+            name = key.value
+            if name not in TOP_FIELDS:
+                self.problem(key, f"unknown field '{name}' (allowed: {', '.join(sorted(TOP_FIELDS))})")
+            elif name in values:
+                self.problem(key, f"field '{name}' is given twice")
+            else:
+                values[name] = value
+        if "name" not in values:
+            self.problem(root, "the codebook has no 'name'")
+        if "codes" not in values:
+            self.problem(root, "the codebook has no 'codes' list")
+        codes = self.codes(values["codes"], None) if "codes" in values else []
+        return Codebook(
+            id=_slug(stem),
+            name=self.text(values["name"], "name") if "name" in values else stem,
+            version=self.text(values["version"], "version") if "version" in values else "",
+            description=self.text(values["description"], "description") if "description" in values else "",
+            codes=codes,
+            path=self.path,
+        )
+
+    def codes(self, node: yaml.Node, parent: str | None) -> list[Code]:
+        if not isinstance(node, yaml.SequenceNode):
+            self.problem(node, f"'codes' and 'children' must be a list of codes, not a {_kind(node)}")
+            return []
+        return [c for c in (self.code(item, parent) for item in node.value) if c is not None]
+
+    def code(self, node: yaml.Node, parent: str | None) -> Code | None:
+        if not isinstance(node, yaml.MappingNode):
+            self.problem(node, f"a code must be a mapping with id, name and definition, not a {_kind(node)}")
+            return None
+        values: dict[str, yaml.Node] = {}
+        for key, value in node.value:
+            if key.value not in CODE_FIELDS:
+                self.problem(key, f"unknown field '{key.value}' (allowed: {', '.join(sorted(CODE_FIELDS))})")
+            elif key.value in values:
+                self.problem(key, f"field '{key.value}' is given twice")
+            else:
+                values[key.value] = value
+        code_id = self.text(values["id"], "id") if "id" in values else ""
+        line = node.start_mark.line + 1
+        label = f"code '{code_id}'" if code_id else "a code"
+        if not code_id:
+            self.problem(node, "a code has no 'id'")
+        elif not ID_RE.match(code_id):
+            self.problem(values["id"], f"id '{code_id}' is not a dotted slug (lower-case letters, digits, - and _, parts joined by '.')")
+        elif parent is None and "." in code_id:
+            self.problem(values["id"], f"top-level id '{code_id}' must not contain '.'")
+        elif parent is not None and (not code_id.startswith(parent + ".") or "." in code_id[len(parent) + 1:]):
+            self.problem(values["id"], f"id '{code_id}' must be '{parent}.<name>' because it is a child of '{parent}'")
+        if code_id and code_id in self.seen:
+            self.problem(values["id"], f"duplicate id '{code_id}' (first defined on line {self.seen[code_id]})")
+        elif code_id:
+            self.seen[code_id] = line
+        for required in ("name", "definition"):
+            if required not in values or not self.text(values[required], required):
+                where = values.get(required, node)
+                self.problem(where, f"{label} has no {required}")
+        color = self.text(values["color"], "color") if "color" in values else None
+        if color and not COLOR_RE.match(color):
+            self.problem(values["color"], f"{label} has a bad colour '{color}' (use #rrggbb)")
+        children = self.codes(values["children"], code_id or "?") if "children" in values else []
+        return Code(
+            id=code_id,
+            name=self.text(values["name"], "name") if "name" in values else "",
+            definition=self.text(values["definition"], "definition") if "definition" in values else "",
+            include=self.text(values["include"], "include") if "include" in values else "",
+            exclude=self.text(values["exclude"], "exclude") if "exclude" in values else "",
+            examples=self.texts(values["examples"], "examples") if "examples" in values else [],
+            terms=self.texts(values["terms"], "terms") if "terms" in values else [],
+            color=color,
+            children=children,
+            line=line,
+        )
+
+
+def _kind(node: yaml.Node) -> str:
+    return {yaml.ScalarNode: "single value", yaml.SequenceNode: "list", yaml.MappingNode: "mapping"}[type(node)]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "codebook"
+
+
+def parse_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
+    """Read a codebook file and return it with every problem found in it."""
+    path = Path(path)
+    try:
+        source = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        return None, [Problem(str(path), 0, "no such file")]
+    except (UnicodeDecodeError, IsADirectoryError) as e:
+        return None, [Problem(str(path), 0, f"cannot be read as UTF-8 text ({e.__class__.__name__})")]
+    parser = _Parser(str(path))
+    try:
+        root = yaml.compose(source, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        reason = getattr(e, "problem", None) or str(e)
+        return None, [Problem(str(path), line, f"YAML syntax error: {reason}")]
+    codebook = parser.codebook(root, path.stem)
+    return codebook, parser.problems
+
+
+def validate_codebook(path: str | Path) -> list[Problem]:
+    """Every problem in a codebook file; an empty list means it is valid."""
+    return parse_codebook(path)[1]
+
+
+def load_codebook(path: str | Path) -> Codebook:
+    """Read a valid codebook, or raise :class:`CodebookError` naming the first problem."""
+    codebook, problems = parse_codebook(path)
+    if problems or codebook is None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise CodebookError(
+            first.message + more,
+            first.path,
+            first.line or None,
+            hint="run `qualcode codebook validate` to see every problem",
+        )
+    return codebook
+
+
+def _row(code: Code, codebook: Codebook, parent: Code | None, lesson: str, depth: int, order: int) -> dict:
+    return {
+        "id": code.id,
+        "codebook_id": codebook.id,
+        "parent_id": parent.id if parent else None,
+        "lesson_id": lesson,
+        "depth": depth,
+        "name": code.name,
+        "definition": code.definition,
+        "include": code.include,
+        "exclude": code.exclude,
+        "examples": json.dumps(code.examples, ensure_ascii=False),
+        "terms": json.dumps(code.terms, ensure_ascii=False),
+        "color": code.color,
+        "sort_order": order,
+        "archived": 0,
+    }
+
+
+COMPARED = ("codebook_id", "parent_id", "lesson_id", "depth", "name", "definition", "include",
+            "exclude", "examples", "terms", "color", "sort_order", "archived")
+
+
+def sync_codebook(db: sqlite_utils.Database, codebook: Codebook, force: bool = False) -> SyncResult:
+    """Make the project's codes match the codebook, in one transaction.
+
+    Codes are updated in place so codings keep pointing at them. A code that
+    left the file is deleted only when nobody has used it; otherwise the sync is
+    refused (coders' work would be orphaned) unless ``force``, which archives it.
+    """
+    result = SyncResult(codebook.id)
+    rows, lesson_of = [], {}
+    for order, (code, parent, depth) in enumerate(codebook.walk()):
+        lesson_of[code.id] = lesson_of[parent.id] if parent else code.id
+        rows.append(_row(code, codebook, parent, lesson_of[code.id], depth, order))
+    wanted = {r["id"] for r in rows}
+    existing = {r["id"]: r for r in db.query("SELECT * FROM codes")}
+    foreign = [r["id"] for r in rows if r["id"] in existing and existing[r["id"]]["codebook_id"] != codebook.id]
+    if foreign:
+        raise CodebookError(
+            f"code '{foreign[0]}' already belongs to codebook '{existing[foreign[0]]['codebook_id']}'",
+            codebook.path,
+            hint="give the code another id, or load the codebook under the same file name",
+        )
+    gone = [cid for cid, r in existing.items() if r["codebook_id"] == codebook.id and cid not in wanted]
+    used = {}
+    for cid in gone:
+        n = db.execute("SELECT count(*) FROM codings WHERE code_id = ?", [cid]).fetchone()[0]
+        n_memos = db.execute("SELECT count(*) FROM memos WHERE code_id = ?", [cid]).fetchone()[0]
+        if n or n_memos:
+            used[cid] = (n, n_memos)
+    if used and not force:
+        total = sum(n for n, _ in used.values())
+        names = ", ".join(f"{cid} ({n} codings)" for cid, (n, _) in sorted(used.items()))
+        raise CodebookError(
+            f"removing {len(used)} code(s) would orphan {total} codings: {names}",
+            codebook.path,
+            hint="put the code(s) back, merge them into another code, or use --force to archive them",
+        )
+    stamp = now()
+    with db.atomic():
+        db.execute(
+            """INSERT INTO codebooks (id, name, version, description, source_path, loaded_at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(id) DO UPDATE SET name = excluded.name, version = excluded.version,
+                 description = excluded.description, source_path = excluded.source_path,
+                 loaded_at = excluded.loaded_at""",
+            [codebook.id, codebook.name, codebook.version, codebook.description, codebook.path, stamp],
+        )
+        for row in rows:
+            old = existing.get(row["id"])
+            if old is None:
+                db.execute(
+                    f"INSERT INTO codes ({', '.join(row)}, updated_at) VALUES ({', '.join('?' * len(row))}, ?)",
+                    [*row.values(), stamp],
+                )
+                result.added.append(row["id"])
+                continue
+            if all(old[k] == row[k] for k in COMPARED):
+                result.unchanged.append(row["id"])
+                continue
+            assignments = ", ".join(f"{k} = ?" for k in row if k != "id")
+            db.execute(
+                f"UPDATE codes SET {assignments}, updated_at = ? WHERE id = ?",
+                [*(v for k, v in row.items() if k != "id"), stamp, row["id"]],
+            )
+            (result.restored if old["archived"] else result.updated).append(row["id"])
+        # Children before parents, so no parent is deleted while a child points at it.
+        for cid in sorted(gone, key=lambda c: -existing[c]["depth"]):
+            if cid in used:
+                if not existing[cid]["archived"]:
+                    db.execute("UPDATE codes SET archived = 1, updated_at = ? WHERE id = ?", [stamp, cid])
+                    result.archived.append(cid)
+            else:
+                db.execute("DELETE FROM suggestions WHERE code_id = ?", [cid])
+                db.execute("UPDATE codes SET parent_id = NULL WHERE parent_id = ?", [cid])
+                db.execute("DELETE FROM codes WHERE id = ?", [cid])
+                result.deleted.append(cid)
+    return result
+
+
+def project_codes(db: sqlite_utils.Database, include_archived: bool = False) -> list[dict]:
+    """The project's codes in codebook order, with how often each has been applied."""
+    where = "" if include_archived else "WHERE c.archived = 0"
+    return list(
+        db.query(
+            f"""SELECT c.*, (SELECT count(*) FROM codings g WHERE g.code_id = c.id) AS n_codings
+                FROM codes c {where} ORDER BY c.codebook_id, c.sort_order"""
+        )
+    )

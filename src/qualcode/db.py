@@ -1,0 +1,235 @@
+"""Opening a project database, and the schema that every qualcode file shares.
+
+Every ``CREATE`` in qualcode lives here, as numbered migration steps: a new
+project and an old one being upgraded go through the same steps, so there is
+one schema, not two.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import sqlite3
+from pathlib import Path
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from .errors import NotAProject
+
+#: ``PRAGMA application_id`` of qualcode projects: "QCOD" in ASCII.
+APPLICATION_ID = 0x51434F44
+
+#: Where commands look for the project when ``--db`` is not given.
+DEFAULT_DB = "qualcode.db"
+
+migrations = Migrations("qualcode")
+
+
+@migrations(name="0001_core")
+def _m0001_core(db: sqlite_utils.Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE documents (
+            id TEXT PRIMARY KEY,
+            title TEXT NOT NULL,
+            kind TEXT NOT NULL DEFAULT 'document',
+            site TEXT,
+            district TEXT,
+            role TEXT,
+            date TEXT,
+            format TEXT NOT NULL,
+            source_path TEXT,
+            sha256 TEXT NOT NULL,
+            text TEXT NOT NULL,
+            word_count INTEGER NOT NULL,
+            attributes TEXT NOT NULL DEFAULT '{}',
+            published INTEGER NOT NULL DEFAULT 1,
+            ingested_at TEXT NOT NULL
+        );
+        CREATE INDEX idx_documents_sha256 ON documents(sha256);
+        CREATE INDEX idx_documents_site ON documents(site);
+        CREATE INDEX idx_documents_kind ON documents(kind);
+
+        CREATE TABLE segments (
+            id INTEGER PRIMARY KEY,
+            document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL,
+            speaker TEXT,
+            start_char INTEGER NOT NULL,
+            end_char INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            start_time REAL,
+            end_time REAL,
+            CHECK (end_char > start_char),
+            UNIQUE (document_id, seq)
+        );
+        CREATE INDEX idx_segments_speaker ON segments(speaker);
+
+        CREATE VIRTUAL TABLE segments_fts USING fts5(
+            text, speaker,
+            content='segments', content_rowid='id',
+            tokenize='porter unicode61'
+        );
+        CREATE TRIGGER segments_ai AFTER INSERT ON segments BEGIN
+            INSERT INTO segments_fts(rowid, text, speaker)
+            VALUES (new.id, new.text, new.speaker);
+        END;
+        CREATE TRIGGER segments_ad AFTER DELETE ON segments BEGIN
+            INSERT INTO segments_fts(segments_fts, rowid, text, speaker)
+            VALUES ('delete', old.id, old.text, old.speaker);
+        END;
+        CREATE TRIGGER segments_au AFTER UPDATE OF text, speaker ON segments BEGIN
+            INSERT INTO segments_fts(segments_fts, rowid, text, speaker)
+            VALUES ('delete', old.id, old.text, old.speaker);
+            INSERT INTO segments_fts(rowid, text, speaker)
+            VALUES (new.id, new.text, new.speaker);
+        END;
+
+        CREATE TABLE codebooks (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version TEXT,
+            description TEXT,
+            source_path TEXT,
+            loaded_at TEXT NOT NULL
+        );
+
+        CREATE TABLE codes (
+            id TEXT PRIMARY KEY,
+            codebook_id TEXT NOT NULL REFERENCES codebooks(id),
+            parent_id TEXT REFERENCES codes(id),
+            lesson_id TEXT NOT NULL,
+            depth INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            definition TEXT NOT NULL,
+            include TEXT,
+            exclude TEXT,
+            examples TEXT NOT NULL DEFAULT '[]',
+            terms TEXT NOT NULL DEFAULT '[]',
+            color TEXT,
+            sort_order INTEGER NOT NULL,
+            archived INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX idx_codes_parent ON codes(parent_id);
+
+        CREATE TABLE coders (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE codings (
+            id INTEGER PRIMARY KEY,
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            code_id TEXT NOT NULL REFERENCES codes(id),
+            coder_id INTEGER NOT NULL REFERENCES coders(id),
+            start_char INTEGER,
+            end_char INTEGER,
+            origin TEXT NOT NULL CHECK (origin IN ('manual', 'suggestion', 'import')),
+            memo TEXT,
+            created_at TEXT NOT NULL,
+            CHECK ((start_char IS NULL) = (end_char IS NULL)),
+            CHECK (start_char IS NULL OR end_char > start_char)
+        );
+        CREATE UNIQUE INDEX idx_codings_unique ON codings(
+            segment_id, code_id, coder_id, coalesce(start_char, -1), coalesce(end_char, -1)
+        );
+        CREATE INDEX idx_codings_code ON codings(code_id);
+        CREATE INDEX idx_codings_coder ON codings(coder_id);
+
+        CREATE TABLE memos (
+            id INTEGER PRIMARY KEY,
+            coder_id INTEGER REFERENCES coders(id),
+            document_id TEXT REFERENCES documents(id) ON DELETE CASCADE,
+            segment_id INTEGER REFERENCES segments(id) ON DELETE CASCADE,
+            code_id TEXT REFERENCES codes(id),
+            text TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            CHECK ((document_id IS NOT NULL) + (segment_id IS NOT NULL) + (code_id IS NOT NULL) = 1)
+        );
+
+        CREATE TABLE model_runs (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            method TEXT NOT NULL,
+            training_size INTEGER NOT NULL DEFAULT 0,
+            parameters TEXT NOT NULL DEFAULT '{}',
+            metrics TEXT NOT NULL DEFAULT '{}'
+        );
+
+        CREATE TABLE suggestions (
+            id INTEGER PRIMARY KEY,
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            code_id TEXT NOT NULL REFERENCES codes(id),
+            score REAL NOT NULL,
+            method TEXT NOT NULL,
+            evidence TEXT NOT NULL DEFAULT '[]',
+            model_run_id INTEGER REFERENCES model_runs(id),
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'accepted', 'rejected')),
+            decided_by INTEGER REFERENCES coders(id),
+            decided_at TEXT,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX idx_suggestions_segment ON suggestions(segment_id);
+        CREATE INDEX idx_suggestions_code_status ON suggestions(code_id, status);
+        """
+    )
+
+
+def _set_pragmas(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 5000")
+
+
+def open_project(path: str | os.PathLike[str], create: bool = True) -> sqlite_utils.Database:
+    """Open (or create) a project database and bring its schema up to date.
+
+    Raises :class:`NotAProject` for a file that is not SQLite or belongs to
+    another application, so we never write our tables into someone else's file.
+    """
+    path = Path(path)
+    exists = path.exists() and path.stat().st_size > 0
+    if not exists and not create:
+        raise NotAProject(
+            "no project database here", path, hint="create one with `qualcode init`"
+        )
+    conn = sqlite3.connect(str(path))
+    try:
+        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        has_tables = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+        ).fetchone()[0]
+    except sqlite3.DatabaseError:
+        conn.close()
+        raise NotAProject(
+            "not a SQLite database", path, hint="pass the project file with --db"
+        ) from None
+    if app_id != APPLICATION_ID and (app_id != 0 or has_tables):
+        conn.close()
+        raise NotAProject(
+            "this SQLite file is not a qualcode project",
+            path,
+            hint="choose another file with --db or create one with `qualcode init`",
+        )
+    _set_pragmas(conn)
+    conn.execute("PRAGMA journal_mode = WAL")
+    # WAL with synchronous=NORMAL cannot corrupt the file; it only risks the
+    # last commit on power loss, and makes one-transaction-per-file ingest fast.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    db = sqlite_utils.Database(conn)
+    if app_id == 0:
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    migrations.apply(db)
+    return db
+
+
+def schema_version(db: sqlite_utils.Database) -> list[str]:
+    """Names of the migrations applied to this project, oldest first."""
+    return [m.name for m in migrations.applied(db)]
+
+
+def now() -> str:
+    """Timestamps are UTC ISO 8601 strings, sortable as text."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,47 @@
+"""The one family of errors qualcode raises for user mistakes.
+
+The CLI turns any :class:`QualcodeError` into a single line; anything else
+escaping the library is a bug in qualcode.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class QualcodeError(Exception):
+    """A user-facing problem, located in a file (and line) where we know one."""
+
+    def __init__(
+        self,
+        message: str,
+        path: str | Path | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = str(path) if path is not None else None
+        self.line = line
+        self.hint = hint
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path:
+            where = self.path + (f":{self.line}" if self.line else "") + ": "
+        text = where + self.message
+        if self.hint:
+            text += " — " + self.hint
+        return text
+
+
+class NotAProject(QualcodeError):
+    """The file exists but is not a qualcode project database."""
+
+
+class CodebookError(QualcodeError):
+    """A codebook file is invalid, or syncing it would lose coders' work."""
+
+
+class IngestError(QualcodeError):
+    """A source file cannot be read, parsed or segmented."""

@@ -1,0 +1,101 @@
+"""Document attributes: from front matter, a manifest CSV, and command-line options.
+
+Precedence, most specific last: front matter < manifest < options. The options
+are what the user typed for this very ingest, so they win.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import IngestError
+from .decode import decode_text
+
+#: Attributes stored as their own columns; anything else goes into ``attributes`` JSON.
+COLUMNS = ("id", "title", "kind", "site", "district", "role", "date")
+KINDS = ("interview", "focus_group", "site_visit", "observation", "document")
+_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+
+
+@dataclass
+class Manifest:
+    path: Path
+    rows: dict[Path, tuple[int, dict]]  # resolved file path -> (line, attributes)
+
+    def lookup(self, file: Path) -> tuple[str, dict]:
+        """The manifest's attributes for a file, and where they came from."""
+        hit = self.rows.get(file.resolve())
+        if hit is None:
+            return str(self.path), {}
+        line, attrs = hit
+        return f"{self.path}:{line}", attrs
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    """Read a manifest CSV: a ``path`` column, then any attributes.
+
+    Paths are relative to the manifest's own folder, so a corpus folder can be
+    moved or cloned anywhere.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise IngestError("no such manifest file", path)
+    text, _ = decode_text(path.read_bytes(), str(path))
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip() for f in reader.fieldnames or []]
+    if "path" not in fields:
+        raise IngestError(
+            f"the manifest has no 'path' column (columns: {', '.join(fields)})",
+            path,
+            1,
+            hint="add a 'path' column naming each file relative to the manifest",
+        )
+    rows: dict[Path, tuple[int, dict]] = {}
+    for row in reader:
+        line = reader.line_num
+        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+        if not row.get("path"):
+            raise IngestError("row has no path", path, line)
+        named = row.pop("path")
+        file = (path.parent / named).resolve()
+        if not file.is_file():
+            raise IngestError(
+                f"no such file '{named}'", path, line, hint="fix the path (it is relative to the manifest's folder)"
+            )
+        attrs = {k: v for k, v in row.items() if k and v}
+        check_attributes(attrs, f"{path}", line)
+        rows[file] = (line, attrs)
+    return Manifest(path, rows)
+
+
+def normalise_kind(kind: str) -> str:
+    return re.sub(r"[\s-]+", "_", kind.strip().lower())
+
+
+def check_attributes(attrs: dict, where: str, line: int | None = None) -> dict:
+    """Normalise kind and date in place, refusing values a researcher would regret."""
+    if attrs.get("kind"):
+        attrs["kind"] = normalise_kind(str(attrs["kind"]))
+        if attrs["kind"] not in KINDS:
+            raise IngestError(
+                f"unknown kind '{attrs['kind']}'", where, line, hint=f"use one of: {', '.join(KINDS)}"
+            )
+    if attrs.get("date"):
+        attrs["date"] = str(attrs["date"]).strip()
+        if not _DATE.match(attrs["date"]):
+            raise IngestError(
+                f"date '{attrs['date']}' is not YYYY-MM-DD", where, line, hint="write dates as 2024-10-15"
+            )
+    return attrs
+
+
+def merge(*layers: dict) -> tuple[dict, dict]:
+    """Merge attribute layers (later wins) into (columns, extra attributes)."""
+    merged: dict = {}
+    for layer in layers:
+        merged.update({k: v for k, v in layer.items() if v not in (None, "")})
+    columns = {k: merged.pop(k) for k in COLUMNS if k in merged}
+    return columns, merged

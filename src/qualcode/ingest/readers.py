@@ -1,0 +1,98 @@
+"""One reader per file format; each returns the text to store and, where the
+format itself defines them, the segments."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import IngestError
+from .decode import decode_text
+from .frontmatter import split_front_matter
+from .segment import Segment
+from .subtitles import cues_to_turns, parse_cues
+
+TEXT_FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md"}
+SUBTITLE_FORMATS = {".vtt": "vtt", ".srt": "srt"}
+TABLE_FORMATS = {".csv": "csv", ".xlsx": "xlsx"}
+FORMATS = {**TEXT_FORMATS, ".docx": "docx", **SUBTITLE_FORMATS, **TABLE_FORMATS}
+
+
+@dataclass
+class Coding:
+    """A code applied in a spreadsheet row, before codes are resolved in the project."""
+
+    seq: int
+    code: str
+    coder: str
+    line: int
+
+
+@dataclass
+class Parsed:
+    """A document as read from its source, before it is written to the project."""
+
+    id: str
+    text: str
+    format: str
+    sha256: str
+    meta: dict = field(default_factory=dict)
+    segments: list[Segment] | None = None  # None: segment the text by kind
+    codings: list[Coding] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def slug(text: str) -> str:
+    """A stable, URL-safe document id from a file name or spreadsheet value."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "document"
+
+
+def read_text(path: Path, data: bytes) -> Parsed:
+    text, warnings = decode_text(data, str(path))
+    meta, body = split_front_matter(text, str(path))
+    if not body.strip():
+        raise IngestError("the file has front matter but no text", path, hint="add the text below the front matter")
+    fmt = TEXT_FORMATS[path.suffix.lower()]
+    return Parsed(slug(path.stem), body, fmt, hashlib.sha256(data).hexdigest(), meta, warnings=warnings)
+
+
+def read_subtitles(path: Path, data: bytes) -> Parsed:
+    text, warnings = decode_text(data, str(path))
+    fmt = SUBTITLE_FORMATS[path.suffix.lower()]
+    body, segments = cues_to_turns(parse_cues(text, str(path), fmt))
+    return Parsed(slug(path.stem), body, fmt, hashlib.sha256(data).hexdigest(), segments=segments, warnings=warnings)
+
+
+def read_docx(path: Path, data: bytes) -> Parsed:
+    import docx
+    from docx.table import Table
+
+    try:
+        document = docx.Document(str(path))
+    except (zipfile.BadZipFile, KeyError, ValueError) as e:
+        raise IngestError(
+            f"not a valid Word .docx file ({e.__class__.__name__})",
+            path,
+            hint="open and re-save it in Word or LibreOffice as .docx",
+        ) from None
+    blocks = []
+    for item in document.iter_inner_content():
+        if isinstance(item, Table):
+            # Transcripts kept as a two-column table (speaker | words) read as "speaker: words".
+            for row in item.rows:
+                cells = [c.text.strip() for c in row.cells]
+                if len(cells) >= 2 and cells[0] and cells[1]:
+                    blocks.append(f"{cells[0]}: {' '.join(cells[1:])}")
+                elif any(cells):
+                    blocks.append(" ".join(c for c in cells if c))
+        elif item.text.strip():
+            blocks.append(item.text.strip())
+    if not blocks:
+        raise IngestError("the file is empty", path, hint="remove it or add its text")
+    meta = {}
+    if document.core_properties.title:
+        meta["title"] = document.core_properties.title
+    return Parsed(slug(path.stem), "\n\n".join(blocks), "docx", hashlib.sha256(data).hexdigest(), meta)
