@@ -1,0 +1,46 @@
+# qualcode: `make demo` and `make test` are all a new machine needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DB     ?= qualcode.db
+PORT   ?= 8001
+
+.PHONY: demo demo-db test install lock bench clean
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) || { \
+	  echo "Creating the virtualenv failed: on Debian, install python3-venv (apt-get install python3-venv)."; \
+	  rm -rf $(VENV); exit 1; }
+
+# Installs exactly the versions in constraints.txt, so every machine gets the same set.
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Builds $(DB) from corpora/ with the default codebook and the sample coding.
+demo-db: install
+	rm -f $(DB) $(DB)-wal $(DB)-shm
+	$(BIN)/qualcode init --db $(DB)
+	$(BIN)/qualcode codebook load codebooks/lessons.yml --db $(DB)
+	$(BIN)/qualcode ingest --manifest corpora/manifest.csv --db $(DB)
+	$(BIN)/qualcode status --db $(DB)
+
+demo: demo-db
+	$(BIN)/qualcode serve --db $(DB) --port $(PORT)
+
+test: install
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/ingest.py
+
+# Refresh constraints.txt from the current virtualenv after changing dependencies.
+lock: install
+	{ echo "# Exact versions known to work together (Python 3.11, Linux). Regenerate with \`make lock\`."; \
+	  $(BIN)/python -m pip freeze --exclude-editable | grep -v '^qualcode'; } > constraints.txt
+
+clean:
+	rm -rf $(VENV) $(DB) $(DB)-wal $(DB)-shm .pytest_cache

@@ -1,0 +1,53 @@
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from qualcode import open_project
+from qualcode.codebook import load_codebook, sync_codebook
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT / "codebooks" / "lessons.yml"
+CORPORA = ROOT / "corpora"
+
+
+def dump(path) -> list[str]:
+    """Every schema statement and row of a database, for before/after comparisons."""
+    conn = sqlite3.connect(str(path))
+    try:
+        return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "project.db"
+
+
+@pytest.fixture
+def db(db_path):
+    db = open_project(db_path)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def coded_db(db):
+    """A project with the lessons codebook loaded."""
+    sync_codebook(db, load_codebook(LESSONS))
+    return db
+
+
+@pytest.fixture(scope="session")
+def corpus_db(tmp_path_factory):
+    """The whole sample corpus ingested with its manifest, and the codebook loaded."""
+    from qualcode.ingest import IngestOptions, ingest_paths
+
+    path = tmp_path_factory.mktemp("corpus") / "qualcode.db"
+    db = open_project(path)
+    sync_codebook(db, load_codebook(LESSONS))
+    result = ingest_paths(db, [], IngestOptions(manifest=CORPORA / "manifest.csv"))
+    assert not result.errors, [f.error for f in result.errors]
+    db.close()
+    return path
