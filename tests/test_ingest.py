@@ -1,0 +1,434 @@
+import json
+
+import docx
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from qualcode import cli
+from qualcode.ingest import IngestOptions, TableMapping, ingest_paths
+from qualcode.ingest.segment import speaker_turns
+
+from .conftest import dump
+
+INTERVIEW = """\
+---
+title: Interview with a coach
+kind: interview
+site: Bayview Elementary
+date: 2024-10-16
+note: fictional
+---
+
+Interviewer: Thanks for making time. How did the year start?
+
+Priya Natarajan: Busy. We started with co-planning.
+
+It took a while to settle, honestly.
+
+Interviewer: Mm-hm.
+
+Priya Natarajan: And then the grant question came up.
+"""
+
+
+def rows(db, sql, params=()):
+    return [dict(r) for r in db.query(sql, params)]
+
+
+def check_offsets(db):
+    """The invariant every reader must keep: the segment is the text at its offsets."""
+    texts = {r["id"]: r["text"] for r in db.query("SELECT id, text FROM documents")}
+    segs = rows(db, "SELECT document_id, start_char, end_char, text FROM segments")
+    assert segs
+    for s in segs:
+        assert texts[s["document_id"]][s["start_char"]:s["end_char"]] == s["text"]
+        assert s["text"] == s["text"].strip() and s["text"]
+
+
+def ingest(db, *paths, **options):
+    table = options.pop("table", None)
+    return ingest_paths(db, [str(p) for p in paths], IngestOptions(table=table or TableMapping(), **options))
+
+
+# --- readers, one test each ------------------------------------------------------------
+
+
+def test_markdown_with_front_matter(db, tmp_path):
+    path = tmp_path / "coach.md"
+    path.write_text(INTERVIEW)
+    result = ingest(db, path)
+    assert result.count("added") == 1
+    doc = rows(db, "SELECT * FROM documents")[0]
+    assert (doc["title"], doc["kind"], doc["site"], doc["date"]) == ("Interview with a coach", "interview", "Bayview Elementary", "2024-10-16")
+    assert json.loads(doc["attributes"]) == {"note": "fictional"}
+    assert not doc["text"].startswith("---")
+    segs = rows(db, "SELECT seq, speaker, text FROM segments ORDER BY seq")
+    assert [s["speaker"] for s in segs] == ["Interviewer", "Priya Natarajan", "Interviewer", "Priya Natarajan"]
+    # A paragraph without a label continues the turn.
+    assert segs[1]["text"] == "Busy. We started with co-planning.\n\nIt took a while to settle, honestly."
+    check_offsets(db)
+
+
+def test_plain_text_paragraphs_for_notes(db, tmp_path):
+    path = tmp_path / "visit.txt"
+    path.write_text("Day 1. We met the cabinet.\n\nNote: the board meets Tuesdays.\n\n\n  Day 2. Classroom visits.  \n")
+    ingest(db, path, attributes={"kind": "site_visit"})
+    assert [s["text"] for s in rows(db, "SELECT text FROM segments ORDER BY seq")] == [
+        "Day 1. We met the cabinet.", "Note: the board meets Tuesdays.", "Day 2. Classroom visits."]
+    assert rows(db, "SELECT speaker FROM segments WHERE speaker IS NOT NULL") == []
+    check_offsets(db)
+
+
+def test_markdown_headings_are_not_segments(db, tmp_path):
+    path = tmp_path / "notes.md"
+    path.write_text("# Visit\n\n## Morning\n\nWe saw a PLC.\n\n---\n\nAfternoon was quiet.\n")
+    ingest(db, path, attributes={"kind": "observation"})
+    assert [s["text"] for s in rows(db, "SELECT text FROM segments ORDER BY seq")] == ["We saw a PLC.", "Afternoon was quiet."]
+
+
+@pytest.mark.parametrize(
+    "text,speakers",
+    [
+        ("Dana Whitfield: Hi.\nLena Okafor: Hello.\n", ["Dana Whitfield", "Lena Okafor"]),
+        ("INTERVIEWER: Hi.\n\nQUINTERO: Hello.\n", ["INTERVIEWER", "QUINTERO"]),
+        ("[Interviewer] Hi.\n\n[Teresa Villanueva] Hello.\n", ["Interviewer", "Teresa Villanueva"]),
+        ("I: Hi.\nR: Hello.\n", ["I", "R"]),
+        ("Facilitator: Hi.\n\nP1: Hello.\n\nP2: Hey.\n", ["Facilitator", "P1", "P2"]),
+        ("Dr. Marisol Quintero: Hi.\n\nAmy (3rd grade): Hello.\n", ["Dr. Marisol Quintero", "Amy"]),
+        ("Interviewer:\nHi there.\n\nJonah:\nHello.\n", ["Interviewer", "Jonah"]),
+    ],
+    ids=["name", "upper", "brackets", "I-R", "P1", "title-and-paren", "label-own-line"],
+)
+def test_speaker_label_styles(text, speakers):
+    assert [s.speaker for s in speaker_turns(text)] == speakers
+
+
+def test_text_before_first_label_has_no_speaker():
+    segs = speaker_turns("Recorded 12 May.\n\nI: Hi.\n\nR: Hello.\n\nI: Bye.\n")
+    assert [s.speaker for s in segs] == [None, "I", "R", "I"]
+
+
+VTT = """\
+WEBVTT
+
+NOTE fictional sample
+
+00:00:02.000 --> 00:00:05.500
+<v Claire Osei>Thanks for meeting.
+
+intro-2
+00:00:05.800 --> 00:00:09.250
+<v Priya Natarajan>Of course. The room
+is small.</v>
+
+00:00:09.550 --> 00:00:12.000
+<v Priya Natarajan>But it &amp; I get along.
+
+00:00:12.300 --> 00:00:14.000
+Claire Osei: Ha. Let's start.
+"""
+
+SRT = """\
+1
+00:00:01,000 --> 00:00:03,000
+Miguel Ansari: How was Monday?
+
+2
+00:00:03,300 --> 00:00:06,000
+Hannah Kowalski: Long. We had
+a fire drill.
+
+3
+00:00:06,300 --> 00:00:08,000
+And then the calls.
+"""
+
+
+def test_vtt_cues_merge_into_timed_turns(db, tmp_path):
+    path = tmp_path / "coach.vtt"
+    path.write_text(VTT)
+    ingest(db, path)
+    segs = rows(db, "SELECT speaker, text, start_time, end_time FROM segments ORDER BY seq")
+    assert segs == [
+        {"speaker": "Claire Osei", "text": "Thanks for meeting.", "start_time": 2.0, "end_time": 5.5},
+        {"speaker": "Priya Natarajan", "text": "Of course. The room is small. But it & I get along.", "start_time": 5.8, "end_time": 12.0},
+        {"speaker": "Claire Osei", "text": "Ha. Let's start.", "start_time": 12.3, "end_time": 14.0},
+    ]
+    check_offsets(db)
+
+
+def test_srt_cue_without_speaker_continues_turn(db, tmp_path):
+    path = tmp_path / "teacher.srt"
+    path.write_text(SRT)
+    ingest(db, path)
+    segs = rows(db, "SELECT speaker, text, start_time, end_time FROM segments ORDER BY seq")
+    assert segs[1] == {"speaker": "Hannah Kowalski", "text": "Long. We had a fire drill. And then the calls.",
+                       "start_time": 3.3, "end_time": 8.0}
+    check_offsets(db)
+
+
+def test_docx_paragraphs_and_table_rows(db, tmp_path):
+    path = tmp_path / "teacher.docx"
+    document = docx.Document()
+    document.core_properties.title = "Teacher interview"
+    document.add_paragraph("Interviewer: What changed?")
+    document.add_paragraph("Jonah: The exit tickets.")
+    document.add_paragraph("They were a mess at first.")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "Interviewer"
+    table.rows[0].cells[1].text = "Thanks."
+    document.save(path)
+    ingest(db, path, attributes={"kind": "interview"})
+    assert rows(db, "SELECT title FROM documents")[0]["title"] == "Teacher interview"
+    segs = rows(db, "SELECT speaker, text FROM segments ORDER BY seq")
+    assert segs == [
+        {"speaker": "Interviewer", "text": "What changed?"},
+        {"speaker": "Jonah", "text": "The exit tickets.\n\nThey were a mess at first."},
+        {"speaker": "Interviewer", "text": "Thanks."},
+    ]
+    check_offsets(db)
+
+
+def test_sentence_segmentation_keeps_speaker(db, tmp_path):
+    path = tmp_path / "coach.md"
+    path.write_text(INTERVIEW)
+    ingest(db, path, segment="sentence")
+    segs = rows(db, "SELECT speaker, text FROM segments ORDER BY seq")
+    assert {"speaker": "Priya Natarajan", "text": "It took a while to settle, honestly."} in segs
+    assert {"speaker": "Priya Natarajan", "text": "Busy."} in segs
+    check_offsets(db)
+
+
+CSV = """\
+doc,turn,who,words,code_rosa,code_sam,site
+fg-1,2,P1,We never have time to meet.,context.collaboration-time,context.collaboration-time;scaling.dilemmas,Bayview
+fg-1,1,Facilitator,What gets in the way?,,,Bayview
+fg-2,1,P2,Our coach co-plans with us.,support.coaching,,Seacliff
+"""
+
+
+def table_mapping(**kw):
+    base = dict(text="words", document="doc", speaker="who", order="turn",
+                codes=[("code_rosa", "Rosa Delgado"), ("code_sam", "Sam Okonjo")])
+    base.update(kw)
+    return TableMapping(**base)
+
+
+def test_csv_rows_become_documents_with_codings(coded_db, tmp_path):
+    db = coded_db
+    path = tmp_path / "coded.csv"
+    path.write_text(CSV)
+    result = ingest(db, path, table=table_mapping())
+    assert result.count("added") == 1 and result.codings == 4
+    docs = rows(db, "SELECT id, site, title FROM documents ORDER BY id")
+    assert docs == [{"id": "fg-1", "site": "Bayview", "title": "fg-1"}, {"id": "fg-2", "site": "Seacliff", "title": "fg-2"}]
+    segs = rows(db, "SELECT document_id, seq, speaker, text FROM segments ORDER BY document_id, seq")
+    assert segs[0] == {"document_id": "fg-1", "seq": 1, "speaker": "Facilitator", "text": "What gets in the way?"}
+    codings = rows(db, """SELECT s.text, g.code_id, c.name AS coder, g.origin FROM codings g
+                          JOIN segments s ON s.id = g.segment_id JOIN coders c ON c.id = g.coder_id
+                          ORDER BY c.name, g.code_id""")
+    assert [(c["coder"], c["code_id"]) for c in codings] == [
+        ("Rosa Delgado", "context.collaboration-time"), ("Rosa Delgado", "support.coaching"),
+        ("Sam Okonjo", "context.collaboration-time"), ("Sam Okonjo", "scaling.dilemmas")]
+    assert {c["origin"] for c in codings} == {"import"}
+    check_offsets(db)
+    assert ingest(db, path, table=table_mapping()).count("unchanged") == 1
+
+
+def test_xlsx_with_created_codes(db, tmp_path):
+    path = tmp_path / "coded.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["doc", "order", "speaker", "text", "label", "time"])
+    for i in range(1, 301):
+        sheet.append([f"d{i % 3}", i, f"S{i % 2}", f"Sentence number {i}.", ["Positive", "Negative", None][i % 3], f"00:01:{i % 60:02d}"])
+    book.save(path)
+    mapping = TableMapping(text="text", document="doc", speaker="speaker", order="order", time="time",
+                           codes=[("label", None)], coder="External")
+    result = ingest(db, path, table=mapping, create_codes=True)
+    assert not result.errors, result.errors[0].error
+    assert db.execute("SELECT count(*) FROM segments").fetchone()[0] == 300
+    assert db.execute("SELECT count(*) FROM codings").fetchone()[0] == 200
+    assert sorted(r["id"] for r in rows(db, "SELECT id FROM codes")) == ["negative", "positive"]
+    assert db.execute("SELECT start_time FROM segments WHERE text = 'Sentence number 61.'").fetchone()[0] == 61.0
+    check_offsets(db)
+
+
+# --- attributes -------------------------------------------------------------------------
+
+
+def test_manifest_and_options_precedence(db, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.md").write_text(INTERVIEW)
+    (folder / "README.md").write_text("About this corpus.")
+    (folder / "manifest.csv").write_text("path,site,district,split\na.md,Seacliff Middle,Harbor Unified,test\n")
+    ingest(db, folder, manifest=folder / "manifest.csv", attributes={"district": "Cedar Valley"})
+    doc = rows(db, "SELECT id, site, district, kind, attributes FROM documents")
+    assert len(doc) == 1  # README and the manifest itself are not documents
+    assert doc[0]["site"] == "Seacliff Middle"  # manifest beats front matter
+    assert doc[0]["district"] == "Cedar Valley"  # options beat the manifest
+    assert doc[0]["kind"] == "interview"  # front matter where nothing overrides it
+    assert json.loads(doc[0]["attributes"]) == {"note": "fictional", "split": "test"}
+
+
+def test_manifest_alone_names_the_files(db, tmp_path):
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    (tmp_path / "m.csv").write_text("path,kind\na.md,focus group\n")
+    result = ingest_paths(db, [], IngestOptions(manifest=tmp_path / "m.csv"))
+    assert result.count("added") == 1
+    assert rows(db, "SELECT kind FROM documents") == [{"kind": "focus_group"}]
+
+
+# --- re-ingest ----------------------------------------------------------------------------
+
+
+def test_reingest_same_bytes_is_unchanged(db, tmp_path, db_path):
+    path = tmp_path / "coach.md"
+    path.write_text(INTERVIEW)
+    ingest(db, path)
+    before = dump(db_path)
+    result = ingest(db, path)
+    assert result.count("unchanged") == 1
+    assert dump(db_path) == before
+
+
+def test_changed_file_needs_replace_and_keeps_codings(coded_db, tmp_path):
+    db = coded_db
+    path = tmp_path / "coach.md"
+    path.write_text(INTERVIEW)
+    ingest(db, path)
+    seg = {r["text"]: r["id"] for r in db.query("SELECT id, text FROM segments")}
+    kept_id = seg["And then the grant question came up."]
+    lost_id = seg["Mm-hm."]
+    with db.atomic():
+        db.execute("INSERT INTO coders (name, created_at) VALUES ('Rosa', 'now')")
+        for sid in (kept_id, lost_id):
+            db.execute("INSERT INTO codings (segment_id, code_id, coder_id, origin, created_at) VALUES (?, 'scaling.dilemmas', 1, 'manual', 'now')", [sid])
+        # A span inside the kept segment ("grant"), stored as document offsets.
+        start = db.execute("SELECT start_char FROM segments WHERE id = ?", [kept_id]).fetchone()[0] + 13
+        db.execute("INSERT INTO codings (segment_id, code_id, coder_id, start_char, end_char, origin, created_at) VALUES (?, 'support.district-role', 1, ?, ?, 'manual', 'now')",
+                   [kept_id, start, start + 5])
+    path.write_text(INTERVIEW.replace("Mm-hm.", "Say more about that, and about the district?").replace("Thanks for", "Thank you for"))
+    assert ingest(db, path).count("changed") == 1
+    result = ingest(db, path, replace=True)
+    stored = result.files[0].documents[0]
+    assert (stored.status, stored.kept_codings, stored.dropped_codings) == ("replaced", 2, 1)
+    assert db.execute("SELECT id FROM segments WHERE text = 'And then the grant question came up.'").fetchone()[0] == kept_id
+    span = db.execute("SELECT start_char, end_char FROM codings WHERE start_char IS NOT NULL").fetchone()
+    text = db.execute("SELECT text FROM documents").fetchone()[0]
+    assert text[span[0]:span[1]] == "grant"
+    check_offsets(db)
+    hits = db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'district'").fetchone()[0]
+    assert hits == 1
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+BAD_FILES = {
+    "empty.txt": (b"", "the file is empty"),
+    "blank.md": (b"  \n\n", "the file is empty"),
+    "image.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
+    "mixed.txt": ("I: caf\u00e9\n".encode() + b"\x81\x8d bytes", "no known encoding"),
+    "cue.vtt": (VTT.replace("00:00:09.550 --> 00:00:12.000", "00:00:09.550 -> 00:00:12.000").encode(), "cue.vtt:14: malformed cue timing"),
+    "nohead.vtt": (VTT.replace("WEBVTT", "WEBTT").encode(), "must start with 'WEBVTT'"),
+    "times.srt": (SRT.replace("00:00:03,300 --> 00:00:06,000", "00:00:06,300 --> 00:00:03,000").encode(), "times.srt:6: cue ends before it starts"),
+    "front.md": (b"---\ntitle: [unclosed\n---\nI: Hi.\n", "front.md:3: bad front matter"),
+    "open.md": (b"---\ntitle: x\nI: Hi.\n", "never ends"),
+    "badkind.md": (b"---\nkind: podcast\n---\nI: Hi.\n", "unknown kind 'podcast'"),
+    "baddate.md": (b"---\ndate: 12/03/2019\n---\nI: Hi.\n", "is not YYYY-MM-DD"),
+    "notes.docx": (b"PK\x03\x04 not really a zip", "not a valid Word .docx"),
+    "sheet.csv": (CSV.encode(), "no column 'words' for --text-column"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path, name):
+    data, message = BAD_FILES[name]
+    project = tmp_path / "p.db"
+    good = tmp_path / "good.md"
+    good.write_text(INTERVIEW)
+    runner = CliRunner()
+    assert runner.invoke(cli.cli, ["ingest", str(good), "--db", str(project)]).exit_code == 0
+    before = dump(project)
+    bad = tmp_path / name
+    bad.write_bytes(data)
+    args = ["ingest", str(bad), "--db", str(project)]
+    if name.endswith(".csv"):
+        args += ["--text-column", "words", "--document-column", "document"]
+        bad.write_text(CSV.replace("words", "text"))
+    result = runner.invoke(cli.cli, args)
+    assert result.exit_code == 1
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0] and name in errors[0], result.output
+    assert " — " in errors[0] or name in ("times.srt",)  # says how to fix it
+    assert "Traceback" not in result.output
+    assert dump(project) == before
+
+
+def test_cp1252_is_read_with_a_warning(db, tmp_path):
+    path = tmp_path / "old.txt"
+    path.write_bytes("I: Caf\u00e9 talk \u2014 good.\n\nR: Yes.\n".encode("cp1252"))
+    result = ingest(db, path)
+    assert result.count("added") == 1
+    assert any("Windows-1252" in w for w in result.files[0].warnings)
+    assert "Caf\u00e9 talk \u2014 good." in rows(db, "SELECT text FROM segments")[0]["text"]
+
+
+def test_utf8_bom_is_stripped(db, tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbfI: Hello.\n\nR: Hi.\n\nI: Bye.\n")
+    ingest(db, path)
+    assert rows(db, "SELECT speaker FROM segments ORDER BY seq")[0]["speaker"] == "I"
+
+
+def test_folder_with_one_bad_file(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.md").write_text(INTERVIEW)
+    (folder / "c.txt").write_text("Notes.\n\nMore notes.\n")
+    (folder / "bad.vtt").write_text("WEBVTT\n\nnot a cue\n")
+    project = tmp_path / "p.db"
+    result = CliRunner().invoke(cli.cli, ["ingest", str(folder), "--db", str(project)])
+    assert result.exit_code == 1
+    assert "bad.vtt:3: malformed cue" in result.output
+    assert "2 added, 1 error" in result.output
+    strict = CliRunner().invoke(cli.cli, ["ingest", str(folder), "--strict", "--db", str(tmp_path / "q.db")])
+    assert strict.exit_code == 1
+    assert "1 added, 1 error" in strict.output  # a.md, then bad.vtt stops the run before c.txt
+
+
+def test_spreadsheet_in_folder_is_skipped_without_mapping(db, tmp_path):
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    (tmp_path / "codes.csv").write_text(CSV)
+    result = ingest(db, tmp_path)
+    assert result.count("added") == 1 and result.count("skipped") == 1 and not result.errors
+
+
+def test_unknown_code_in_spreadsheet(coded_db, tmp_path, db_path):
+    path = tmp_path / "coded.csv"
+    path.write_text(CSV.replace("support.coaching", "support.coachin"))
+    before = dump(db_path)
+    result = ingest(coded_db, path, table=table_mapping())
+    assert "coded.csv:4: unknown code 'support.coachin'" in result.errors[0].error
+    assert dump(db_path) == before
+
+
+def test_unsupported_and_missing_paths(tmp_path):
+    (tmp_path / "scan.pdf").write_bytes(b"%PDF-1.4")
+    result = CliRunner().invoke(cli.cli, ["ingest", str(tmp_path / "scan.pdf"), str(tmp_path / "nope.txt"),
+                                          "--db", str(tmp_path / "p.db")])
+    assert result.exit_code == 1
+    assert "scan.pdf: unsupported format '.pdf'" in result.output
+    assert "nope.txt: no such file or folder" in result.output
+
+
+def test_bad_manifest_stops_before_any_file(tmp_path):
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    (tmp_path / "m.csv").write_text("path,site\na.md,X\nmissing.md,Y\n")
+    project = tmp_path / "p.db"
+    result = CliRunner().invoke(cli.cli, ["ingest", "--manifest", str(tmp_path / "m.csv"), "--db", str(project)])
+    assert result.exit_code == 1
+    assert "m.csv:3: no such file 'missing.md'" in result.output
+    assert CliRunner().invoke(cli.cli, ["status", "--db", str(project)]).output.count("Documents: 0") == 1
