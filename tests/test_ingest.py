@@ -331,7 +331,7 @@ BAD_FILES = {
     "blank.md": (b"  \n\n", "the file is empty"),
     "image.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary file"),
     "mixed.txt": ("I: caf\u00e9\n".encode() + b"\x81\x8d bytes", "no known encoding"),
-    "cue.vtt": (VTT.replace("00:00:09.550 --> 00:00:12.000", "00:00:09.550 -> 00:00:12.000").encode(), "cue.vtt:14: malformed cue timing"),
+    "cue.vtt": (VTT.replace("00:00:09.550 --> 00:00:12.000", "00:00:09.550 -> 00:00:12.000").encode(), "cue.vtt:13: malformed cue timing"),
     "nohead.vtt": (VTT.replace("WEBVTT", "WEBTT").encode(), "must start with 'WEBVTT'"),
     "times.srt": (SRT.replace("00:00:03,300 --> 00:00:06,000", "00:00:06,300 --> 00:00:03,000").encode(), "times.srt:6: cue ends before it starts"),
     "front.md": (b"---\ntitle: [unclosed\n---\nI: Hi.\n", "front.md:3: bad front matter"),

@@ -170,6 +170,10 @@ def _code_columns(ctx, param, values):
     return columns
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def _file_line(f: FileResult) -> str:
     if f.status == "error":
         return f.error or f.path
@@ -177,9 +181,9 @@ def _file_line(f: FileResult) -> str:
         return f"{f.path}: {f.error}"
     detail = ""
     if f.documents and f.status in ("added", "replaced", "mixed"):
-        detail = f" ({f.segments} segments, {f.words:,} words"
+        detail = f" ({_n(f.segments, 'segment')}, {_n(f.words, 'word')}"
         codings = sum(d.codings for d in f.documents)
-        detail += f", {codings:,} codings" if codings else ""
+        detail += f", {_n(codings, 'coding')}" if codings else ""
         dropped = sum(d.dropped_codings for d in f.documents)
         detail += f", {dropped} codings on changed segments dropped" if dropped else ""
         detail += ")"
@@ -259,10 +263,10 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
             click.echo(f"Error: {_file_line(f)}", err=True)
         elif f.status != "skipped" or os.environ.get("QUALCODE_VERBOSE"):
             click.echo(_file_line(f))
-    counts = ", ".join(f"{result.count(s)} {s}" for s in ("added", "unchanged", "changed", "replaced", "error")
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("added", "unchanged", "changed", "replaced", "skipped", "error")
                        if result.count(s))
-    click.echo(f"{len(result.files)} file(s): {counts or 'nothing to do'} — {result.words:,} words, "
-               f"{result.segments:,} segments" + (f", {result.codings:,} codings" if result.codings else ""))
+    click.echo(f"{_n(len(result.files), 'file')}: {counts or 'nothing to do'} — {_n(result.words, 'word')}, "
+               f"{_n(result.segments, 'segment')}" + (f", {_n(result.codings, 'coding')}" if result.codings else ""))
     if result.errors:
         sys.exit(1)
 
@@ -284,10 +288,11 @@ def status(db_path):
     for book in s["codebooks"]:
         click.echo(f"Codebook: {book['name']} {book['version'] or ''} — {book['codes']} codes, {book['top_level']} top-level")
     click.echo(f"Documents: {s['documents']} ({s['words']:,} words, {s['segments']:,} segments)")
-    for title, key in (("By kind", "by_kind"), ("By site", "by_site")):
+    width = max((len(name) for key in ("by_kind", "by_district", "by_site") for name, _, _ in s[key]), default=0)
+    for title, key in (("By kind", "by_kind"), ("By district", "by_district"), ("By site", "by_site")):
         click.echo(f"{title}:")
         for name, n, words in s[key]:
-            click.echo(f"  {name:<28} {n:>5} documents {words or 0:>10,} words")
+            click.echo(f"  {name:<{width}}  {n:>4} document{'s' if n != 1 else ' '}  {words or 0:>9,} words")
     click.echo(f"Coders: {s['coders']}, codings: {s['codings']:,}")
     click.echo(f"Coded: {s['coded_segments']:,} of {s['segments']:,} segments ({s['share_coded']:.1%})")
     if s["pending_suggestions"]:

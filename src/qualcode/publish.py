@@ -6,7 +6,9 @@ the pages and hooks we add later live beside the code that serves them.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import os
 import tempfile
 from pathlib import Path
 
@@ -57,4 +59,5 @@ def datasette_args(db_path: str | Path, metadata: dict, host: str, port: int) ->
     handle = tempfile.NamedTemporaryFile("w", suffix=".yml", prefix="qualcode-metadata-", delete=False)
     with handle:
         yaml.safe_dump(metadata, handle, sort_keys=False, allow_unicode=True)
+    atexit.register(os.remove, handle.name)
     return ["serve", str(db_path), "--metadata", handle.name, "--host", host, "--port", str(port)]

@@ -35,6 +35,7 @@ def project_status(db: sqlite_utils.Database) -> dict:
         "words": one("SELECT sum(word_count) FROM documents"),
         "segments": segments,
         "by_kind": by("kind"),
+        "by_district": by("district"),
         "by_site": by("site"),
         "coders": one("SELECT count(*) FROM coders"),
         "codings": one("SELECT count(*) FROM codings"),

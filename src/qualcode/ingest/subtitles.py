@@ -18,6 +18,8 @@ _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[.,](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
 _TAG = re.compile(r"</?[^>]*>")
+# A line that starts like a cue timing, even if its arrow or numbers are wrong.
+_LOOKS_TIMED = re.compile(r"^\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d")
 
 
 @dataclass
@@ -90,11 +92,8 @@ def parse_cues(text: str, path: str, fmt: str) -> list[Cue]:
         head = lines[0].strip()
         if fmt == "vtt" and head.split(" ")[0] in ("NOTE", "STYLE", "REGION"):
             continue
-        if "-->" in lines[0]:
-            timing_at = 0
-        elif len(lines) > 1:
-            timing_at = 1  # an identifier (VTT) or index number (SRT) comes first
-        else:
+        timing_at = next((i for i, text in enumerate(lines[:2]) if "-->" in text or _LOOKS_TIMED.match(text)), None)
+        if timing_at is None:
             raise IngestError(
                 f"malformed cue: '{head[:60]}' has no timing line",
                 path,

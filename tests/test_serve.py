@@ -1,0 +1,88 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import json
+
+import pytest
+from click.testing import CliRunner
+from datasette.app import Datasette
+
+from qualcode import cli
+from qualcode.publish import is_loopback, load_metadata
+
+from .conftest import ROOT
+
+
+@pytest.fixture
+def datasette(corpus_db):
+    return Datasette([str(corpus_db)], metadata=load_metadata(ROOT / "datasette-metadata.yml", corpus_db))
+
+
+async def test_documents_table_with_facets(datasette):
+    response = await datasette.client.get("/qualcode/documents.json?_shape=objects&_facet=district")
+    assert response.status_code == 200
+    data = response.json()
+    districts = {f["value"] for f in data["facet_results"]["district"]["results"]}
+    assert {"Harbor Unified (fictional)", "Cedar Valley Unified (fictional)", "Lakemont City Schools (fictional)"} == districts
+
+
+async def test_full_text_search_stems(datasette):
+    response = await datasette.client.get("/qualcode/segments.json?_search=coaching&_shape=array&_size=max")
+    rows = response.json()
+    assert rows and all("coach" in r["text"].lower() for r in rows)
+
+
+async def test_metadata_is_served(datasette):
+    response = await datasette.client.get("/qualcode/segments")
+    assert response.status_code == 200
+    assert "documents.text[start_char:end_char]" in response.text
+
+
+def test_metadata_database_key_follows_file(tmp_path):
+    data = load_metadata(ROOT / "datasette-metadata.yml", tmp_path / "study.db")
+    assert "study" in data["databases"] and "qualcode" not in data["databases"]
+
+
+@pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("localhost", True), ("::1", True), ("0.0.0.0", False), ("192.168.1.5", False)])
+def test_is_loopback(host, loopback):
+    assert is_loopback(host) is loopback
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_server_on_loopback(corpus_db):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qualcode", "serve", "--db", str(corpus_db), "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/qualcode/documents.json?_shape=array&_size=100", timeout=2) as r:
+                    rows = json.loads(r.read())
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
+                time.sleep(0.3)
+        assert len(rows) >= 18
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert "fictional sample" in r.read().decode()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_serve_refuses_missing_project(tmp_path):
+    result = CliRunner().invoke(cli.cli, ["serve", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 1
+    assert "none.db: no project database here — create one with `qualcode init`" in result.output
