@@ -265,8 +265,11 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
             click.echo(_file_line(f))
     counts = ", ".join(f"{result.count(s)} {s}" for s in ("added", "unchanged", "changed", "replaced", "skipped", "error")
                        if result.count(s))
-    click.echo(f"{_n(len(result.files), 'file')}: {counts or 'nothing to do'} — {_n(result.words, 'word')}, "
-               f"{_n(result.segments, 'segment')}" + (f", {_n(result.codings, 'coding')}" if result.codings else ""))
+    summary = f"{_n(len(result.files), 'file')}: {counts or 'nothing to do'}"
+    if result.segments:
+        summary += f" — {_n(result.words, 'word')}, {_n(result.segments, 'segment')} stored"
+        summary += f", {_n(result.codings, 'coding')}" if result.codings else ""
+    click.echo(summary)
     if result.errors:
         sys.exit(1)
 
