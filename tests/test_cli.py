@@ -91,6 +91,7 @@ def test_ingest_cli_success_and_unchanged(tmp_path):
     result = runner.invoke(cli.cli, ["ingest", str(note), "--kind", "site_visit", "--site", "Bayview", "--db", str(db)])
     assert result.exit_code == 0, result.output
     assert "visit.txt: added (2 segments, 4 words)" in result.output
+    assert "Ingesting" not in result.output  # no progress bar when not on a terminal
     result = runner.invoke(cli.cli, ["ingest", str(note), "--db", str(db)])
     assert "visit.txt: unchanged" in result.output and result.exit_code == 0
 
