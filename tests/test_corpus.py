@@ -120,5 +120,7 @@ def test_two_coders_coded_every_document_independently(corpus_db):
     # They agree often, but not always: a careful second reader differs somewhere.
     overlap = len(a & b) / len(a | b)
     assert 0.3 < overlap < 0.95, overlap
-    # Every sub-code is used by both coders somewhere.
-    assert {c for _, _, c in a} == {c for _, _, c in b}
+    # Between them they use every sub-code, and each uses nearly all of them.
+    codes = {r[0] for r in conn.execute("SELECT id FROM codes WHERE depth = 1")}
+    assert {c for _, _, c in a} | {c for _, _, c in b} == codes
+    assert all(len({c for _, _, c in coded}) >= len(codes) - 2 for coded in (a, b))
