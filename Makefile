@@ -26,6 +26,8 @@ demo-db: install
 	$(BIN)/qualcode init --db $(DB)
 	$(BIN)/qualcode codebook load codebooks/lessons.yml --db $(DB)
 	$(BIN)/qualcode ingest --manifest corpora/manifest.csv --db $(DB)
+	$(BIN)/qualcode code --batch corpora/coding/rosa-delgado.csv --create-coder --db $(DB)
+	$(BIN)/qualcode code --batch corpora/coding/sam-okonjo.csv --create-coder --db $(DB)
 	$(BIN)/qualcode status --db $(DB)
 
 demo: demo-db

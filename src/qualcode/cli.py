@@ -324,3 +324,436 @@ def serve(host, port, metadata, db_path):
     args = datasette_args(db_path, load_metadata(metadata, db_path), host, port)
     click.echo(f"Serving {db_path} at http://{host}:{port}/", err=True)
     datasette_cli.main(args, prog_name="datasette")
+
+
+# --- coding ---------------------------------------------------------------------------------
+
+
+def _where_pairs(ctx, param, values):
+    where: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"'{value}' is not ATTRIBUTE=VALUE")
+        where.setdefault(key.strip(), []).append(val.strip())
+    return where
+
+
+@cli.command()
+@click.argument("segment", required=False)
+@click.argument("code", required=False)
+@click.option("--coder", help="Who is coding (see `qualcode coder add`).")
+@click.option("--span", help="Characters inside the segment, START:END.")
+@click.option("--memo", help="A note on this coding.")
+@click.option("--batch", type=click.Path(dir_okay=False), help="A .csv/.xlsx of decisions: document_id, seq, code_id, coder[, action, start, end, memo].")
+@click.option("--create-coder", is_flag=True, help="Create the coder if they are new.")
+@db_option
+def code(segment, code, coder, span, memo, batch, create_coder, db_path):
+    """Apply a code to a segment (DOCUMENT:SEQ), or a spreadsheet of decisions.
+
+    \b
+    Examples:
+        qualcode code harbor-01-deputy-superintendent:14 support.coaching --coder "Rosa Delgado"
+        qualcode code lakemont-04-coach-northside:7 scaling.deepening --coder Sam --span 0:120
+        qualcode code --batch corpora/coding/rosa-delgado.csv --create-coder
+    """
+    from .coding import apply_batch, apply_code
+
+    db = _open(db_path)
+    if batch:
+        if segment or code:
+            raise click.UsageError("give either SEGMENT CODE or --batch FILE, not both")
+        result = apply_batch(db, batch, coder=coder, create_coders=create_coder)
+        created = f"; new coders: {', '.join(result.coders_created)}" if result.coders_created else ""
+        click.echo(f"{batch}: {_n(result.added, 'coding')} added, {result.unchanged} already there, "
+                   f"{result.removed} removed{created}")
+        return
+    if not (segment and code and coder):
+        raise click.UsageError("give SEGMENT CODE and --coder NAME (or --batch FILE)")
+    result = apply_code(db, segment, code, coder, span=span, memo=memo, create_coder=create_coder)
+    click.echo(f"{segment}: {'coded' if result.added else 'already coded'} {code} by {coder}" + (f" at {span}" if span else ""))
+
+
+@cli.command()
+@click.argument("segment")
+@click.argument("code")
+@click.option("--coder", required=True, help="Whose coding to remove.")
+@click.option("--span", help="Only the coding of this span (START:END inside the segment).")
+@db_option
+def uncode(segment, code, coder, span, db_path):
+    """Remove a coder's coding of a code on a segment.
+
+    \b
+    Example:
+        qualcode uncode harbor-01-deputy-superintendent:14 support.coaching --coder "Rosa Delgado"
+    """
+    from .coding import remove_code
+
+    removed = remove_code(_open(db_path), segment, code, coder, span)
+    click.echo(f"{segment}: removed {_n(removed, 'coding')} of {code} by {coder}")
+
+
+@cli.group()
+def coder():
+    """Add and list coders."""
+
+
+@coder.command("add")
+@click.argument("name")
+@db_option
+def coder_add(name, db_path):
+    """Register a coder so their codings can be recorded.
+
+    \b
+    Example:
+        qualcode coder add "Rosa Delgado"
+    """
+    from .coding import add_coder
+
+    add_coder(_open(db_path), name)
+    click.echo(f"Added coder {name}")
+
+
+@coder.command("list")
+@db_option
+def coder_list(db_path):
+    """List coders and how many codings each has made.
+
+    \b
+    Example:
+        qualcode coder list
+    """
+    from .coding import list_coders
+
+    for c in list_coders(_open(db_path)):
+        click.echo(f"{c['name']:<30} {c['codings']:>6,} codings")
+
+
+@cli.group()
+def memo():
+    """Write and read memos on documents, segments and codes."""
+
+
+@memo.command("add")
+@click.argument("text")
+@click.option("--coder", required=True, help="Who writes the memo.")
+@click.option("--document", help="Attach to a document (its id).")
+@click.option("--segment", help="Attach to a segment (DOCUMENT:SEQ).")
+@click.option("--code", "code_", help="Attach to a code (its id).")
+@click.option("--create-coder", is_flag=True, help="Create the coder if they are new.")
+@db_option
+def memo_add(text, coder, document, segment, code_, create_coder, db_path):
+    """Attach a memo to a document, a segment or a code.
+
+    \b
+    Example:
+        qualcode memo add "Coaching here means co-planning." --code support.coaching --coder "Rosa Delgado"
+    """
+    from .memos import add_memo
+
+    memo_id = add_memo(_open(db_path), text, coder, document, segment, code_, create_coder)
+    click.echo(f"Memo {memo_id} added to {document or segment or code_}")
+
+
+@memo.command("list")
+@click.option("--document", help="Memos on a document and its segments.")
+@click.option("--segment", help="Memos on a segment (DOCUMENT:SEQ).")
+@click.option("--code", "code_", help="Memos on a code.")
+@click.option("--coder", help="Only this coder's memos.")
+@db_option
+def memo_list(document, segment, code_, coder, db_path):
+    """List memos with what each is attached to.
+
+    \b
+    Example:
+        qualcode memo list --code support.coaching
+    """
+    from .memos import list_memos
+
+    memos = list_memos(_open(db_path), document, segment, code_, coder)
+    for m in memos:
+        click.echo(f"[{m['id']}] {m['target_type']} {m['target']} — {m['coder']}, {m['created_at']}\n    {m['text']}")
+    if not memos:
+        click.echo("No memos.")
+
+
+# --- code maintenance -----------------------------------------------------------------------
+
+
+def _maintenance_line(result) -> str:
+    parts = [f"{old} → {new}" for old, new in result.renamed.items()]
+    return "; ".join(parts)
+
+
+@codebook.command("rename")
+@click.argument("code_id")
+@click.argument("new_id", required=False)
+@click.option("--name", help="New display name.")
+@db_option
+def codebook_rename(code_id, new_id, name, db_path):
+    """Rename a code's id (sub-codes follow) and/or its name; codings follow.
+
+    \b
+    Examples:
+        qualcode codebook rename support.coaching support.fitted-coaching
+        qualcode codebook rename support.coaching --name "Coaching that fits"
+    """
+    if not new_id and not name:
+        raise click.UsageError("give a NEW_ID, a --name, or both")
+    result = codebook_lib.rename_code(_open(db_path), code_id, new_id, name)
+    click.echo(f"Renamed {_maintenance_line(result) or code_id}" + (f" (name: {name})" if name else ""))
+
+
+@codebook.command("move")
+@click.argument("code_id")
+@click.option("--parent", help="The new parent code; omit to make it top-level.")
+@db_option
+def codebook_move(code_id, parent, db_path):
+    """Move a code under another parent; its id and sub-codes follow, codings too.
+
+    \b
+    Example:
+        qualcode codebook move scaling.dilemmas --parent context
+    """
+    result = codebook_lib.move_code(_open(db_path), code_id, parent)
+    click.echo(f"Moved {_maintenance_line(result)}")
+
+
+@codebook.command("merge")
+@click.argument("source")
+@click.argument("target")
+@db_option
+def codebook_merge(source, target, db_path):
+    """Merge SOURCE into TARGET: codings move, duplicates collapse, SOURCE goes.
+
+    \b
+    Example:
+        qualcode codebook merge scaling.spread scaling.deepening
+    """
+    r = codebook_lib.merge_codes(_open(db_path), source, target)
+    click.echo(f"Merged {source} into {target}: {_n(r.codings_moved, 'coding')} moved, "
+               f"{r.codings_collapsed} duplicates collapsed, {r.suggestions_moved} suggestions and "
+               f"{r.memos_moved} memos moved")
+
+
+@codebook.command("dump")
+@click.option("--codebook", "codebook_id", help="Codebook id (default: the first).")
+@db_option
+def codebook_dump(codebook_id, db_path):
+    """Print the project's codebook as YAML (after renames, moves or merges).
+
+    \b
+    Example:
+        qualcode codebook dump > codebooks/lessons.yml
+    """
+    click.echo(codebook_lib.dump_codebook(_open(db_path), codebook_id), nl=False)
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def _emit(rows: list[dict], fmt: str, columns: list[str]) -> None:
+    import csv as csv_module
+    import json
+
+    if fmt == "json":
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        writer = csv_module.DictWriter(click.get_text_stream("stdout"), fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        widths = {c: max([len(c)] + [len(str(r[c] if r[c] is not None else "")) for r in rows]) for c in columns}
+        click.echo("  ".join(c.ljust(widths[c]) for c in columns))
+        for r in rows:
+            click.echo("  ".join(str(r[c] if r[c] is not None else "").ljust(widths[c]) for c in columns))
+
+
+FORMAT = click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+
+
+@cli.command()
+@click.option("--by", default="site", show_default=True, help="Attribute: site, district, role, kind, date, or any other.")
+@click.option("--level", type=click.Choice(["all", "code", "lesson"]), default="all", show_default=True)
+@click.option("--coder", "coders", multiple=True, help="Only these coders' codings (repeatable).")
+@FORMAT
+@db_option
+def frequencies(by, level, coders, fmt, db_path):
+    """Code frequencies by a document attribute: segments, documents, speakers.
+
+    \b
+    Example:
+        qualcode frequencies --by role --level lesson
+    """
+    from .queries import frequencies as run
+
+    rows = run(_open(db_path), by, level, list(coders))
+    _emit(rows, fmt, ["code_id", "value", "segments", "documents", "speakers"])
+
+
+@cli.command()
+@click.option("--level", type=click.Choice(["code", "lesson"]), default="code", show_default=True)
+@click.option("--code", "code_", help="Only pairs with this code.")
+@click.option("--coder", "coders", multiple=True, help="Only these coders' codings (repeatable).")
+@FORMAT
+@db_option
+def cooccurrence(level, code_, coders, fmt, db_path):
+    """Codes applied to the same segment: n12 and c = n12 / (n1 + n2 − n12).
+
+    \b
+    Example:
+        qualcode cooccurrence --code scaling.spread
+    """
+    from .queries import cooccurrence as run
+
+    rows = run(_open(db_path), level, list(coders), code_)
+    _emit(rows, fmt, ["code_a", "code_b", "n12", "n1", "n2", "coefficient"])
+
+
+@cli.command()
+@click.argument("codes", nargs=-1)
+@click.option("--where", "-w", multiple=True, callback=_where_pairs, help="ATTRIBUTE=VALUE, e.g. site=\"Bayview Elementary\" (repeatable).")
+@click.option("--coder", "coders", multiple=True, help="Only these coders' codings (repeatable).")
+@click.option("--search", help="Full-text search in the excerpt's segment (FTS5 syntax).")
+@FORMAT
+@db_option
+def excerpts(codes, where, coders, search, fmt, db_path):
+    """Coded excerpts for codes (a lesson means all its sub-codes), filtered.
+
+    \b
+    Example:
+        qualcode excerpts support.coaching -w role=teacher --search "co-plan*"
+    """
+    from .queries import excerpts as run
+
+    rows = run(_open(db_path), list(codes), where, list(coders), search)
+    if fmt == "table":
+        for r in rows:
+            click.echo(f"{r['document_id']}:{r['seq']} {r['code_id']} [{r['coder']}] {r['speaker'] or ''}\n    {r['text'][:300]}")
+        click.echo(f"{_n(len(rows), 'excerpt')}")
+    else:
+        _emit(rows, fmt, ["excerpt_id", "document_id", "seq", "speaker", "code_id", "coder", "site", "role", "text"])
+
+
+# --- exports ----------------------------------------------------------------------------------
+
+
+def export_filters(fn):
+    fn = click.option("--code", "codes", multiple=True, help="Only these codes (a lesson means its sub-codes).")(fn)
+    fn = click.option("--site", "sites", multiple=True, help="Only these sites.")(fn)
+    fn = click.option("--role", "roles", multiple=True, help="Only these roles.")(fn)
+    fn = click.option("--where", "-w", multiple=True, callback=_where_pairs, help="ATTRIBUTE=VALUE (repeatable).")(fn)
+    fn = click.option("--coder", "coders", multiple=True, help="Only these coders' codings.")(fn)
+    fn = click.option("--pseudonymise", is_flag=True, help="Replace speaker names with consistent pseudonyms.")(fn)
+    return db_option(fn)
+
+
+def _filters(codes, sites, roles, where, coders, search=None):
+    from .export import Filters
+
+    where = dict(where)
+    if sites:
+        where.setdefault("site", []).extend(sites)
+    if roles:
+        where.setdefault("role", []).extend(roles)
+    return Filters(codes=list(codes), where=where, coders=list(coders), search=search)
+
+
+@cli.group()
+def export():
+    """Export quotes, code matrices, reports, JSON and memos."""
+
+
+@export.command("quotes")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--search", help="Full-text search in the excerpts' segments.")
+@export_filters
+def export_quotes(out, search, codes, sites, roles, where, coders, pseudonymise, db_path):
+    """Quote table (.csv or .xlsx): one row per coded segment or span.
+
+    \b
+    Example:
+        qualcode export quotes quotes.xlsx --code support --site "Bayview Elementary"
+    """
+    from .export import quote_rows, write_table
+
+    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, search), pseudonymise)
+    write_table(rows, out)
+    click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
+
+
+@export.command("matrix")
+@click.argument("out", type=click.Path(dir_okay=False))
+@export_filters
+def export_matrix(out, codes, sites, roles, where, coders, pseudonymise, db_path):
+    """Code matrix (.csv or .xlsx): one row per segment, a 0/1 column per code.
+
+    \b
+    Example:
+        qualcode export matrix matrix.csv --coder "Rosa Delgado"
+    """
+    from .export import code_matrix, write_table
+
+    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders))
+    if pseudonymise:
+        from .export import Pseudonymiser
+
+        alias = Pseudonymiser([r["speaker"] for r in rows])
+        for r in rows:
+            r["speaker"] = alias.speaker(r["speaker"])
+    write_table(rows, out)
+    click.echo(f"Wrote {_n(len(rows), 'segment')} to {out}")
+
+
+@export.command("report")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--max-per-code", type=int, help="Cap on excerpts per code (taken in turn from each document).")
+@export_filters
+def export_report(out, max_per_code, codes, sites, roles, where, coders, pseudonymise, db_path):
+    """Report (.md or .docx): a chapter per lesson, a section per code, cited quotes.
+
+    \b
+    Example:
+        qualcode export report report.docx --role principal --max-per-code 5
+    """
+    from .export import build_report, write_report
+
+    report = build_report(_open(db_path), _filters(codes, sites, roles, where, coders), max_per_code, pseudonymise)
+    write_report(report, out)
+    quotes = sum(len(c["quotes"]) for lesson in report.lessons for c in lesson["codes"])
+    click.echo(f"Wrote {_n(quotes, 'excerpt')} in {_n(len(report.lessons), 'lesson')} to {out}")
+
+
+@export.command("json")
+@click.argument("out", type=click.Path(dir_okay=False))
+@export_filters
+def export_json(out, codes, sites, roles, where, coders, pseudonymise, db_path):
+    """The quote table as JSON, for other programs.
+
+    \b
+    Example:
+        qualcode export json quotes.json --code scaling
+    """
+    from .export import quote_rows, write_json
+
+    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders), pseudonymise)
+    write_json(rows, out)
+    click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
+
+
+@export.command("memos")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--coder", "coders", multiple=True, help="Only these coders' memos.")
+@click.option("--pseudonymise", is_flag=True, help="Replace speaker names with consistent pseudonyms.")
+@db_option
+def export_memos(out, coders, pseudonymise, db_path):
+    """Memos as Markdown, grouped by what they are attached to.
+
+    \b
+    Example:
+        qualcode export memos memos.md
+    """
+    from .export import memos_markdown
+
+    Path(out).write_text(memos_markdown(_open(db_path), list(coders), pseudonymise), encoding="utf-8")
+    click.echo(f"Wrote memos to {out}")

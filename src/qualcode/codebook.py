@@ -355,3 +355,140 @@ def project_codes(db: sqlite_utils.Database, include_archived: bool = False) -> 
                 FROM codes c {where} ORDER BY c.codebook_id, c.sort_order"""
         )
     )
+
+
+# --- code maintenance: rename, move, merge ------------------------------------------------------
+
+
+@dataclass
+class MaintenanceResult:
+    renamed: dict[str, str] = field(default_factory=dict)  # old id -> new id
+    codings_moved: int = 0
+    codings_collapsed: int = 0
+    suggestions_moved: int = 0
+    memos_moved: int = 0
+
+
+def _code(db: sqlite_utils.Database, code_id: str) -> dict:
+    row = next(db.query("SELECT * FROM codes WHERE id = ?", [code_id]), None)
+    if row is None:
+        raise CodebookError(f"unknown code '{code_id}'", hint="see `qualcode codebook show` for the codes")
+    return row
+
+
+def _descendants(db: sqlite_utils.Database, code_id: str) -> list[dict]:
+    """The code and everything under it, parents first."""
+    return list(db.query(
+        """WITH RECURSIVE tree(id) AS (SELECT ? UNION ALL SELECT c.id FROM codes c JOIN tree t ON c.parent_id = t.id)
+           SELECT codes.* FROM codes JOIN tree USING (id) ORDER BY depth""", [code_id]))
+
+
+def _rehome(db: sqlite_utils.Database, code_id: str, new_id: str, new_parent: str | None) -> MaintenanceResult:
+    """Give a code (and its sub-codes) a new id and parent, carrying every reference along."""
+    if not ID_RE.match(new_id):
+        raise CodebookError(f"'{new_id}' is not a dotted slug", hint="use lower-case letters, digits, - and _, parts joined by '.'")
+    expected_prefix = f"{new_parent}." if new_parent else ""
+    if new_parent and not (new_id.startswith(expected_prefix) and "." not in new_id[len(expected_prefix):]):
+        raise CodebookError(f"'{new_id}' must be '{new_parent}.<name>' under '{new_parent}'")
+    if not new_parent and "." in new_id:
+        raise CodebookError(f"top-level id '{new_id}' must not contain '.'")
+    tree = _descendants(db, code_id)
+    if new_parent and new_parent in {c["id"] for c in tree}:
+        raise CodebookError(f"cannot move '{code_id}' under its own sub-code '{new_parent}'")
+    mapping = {c["id"]: new_id + c["id"][len(code_id):] for c in tree}
+    clash = [n for o, n in mapping.items() if n != o and next(db.query("SELECT 1 FROM codes WHERE id = ?", [n]), None)]
+    if clash:
+        raise CodebookError(f"code '{clash[0]}' already exists", hint="choose another id, or merge the two codes")
+    parent_depth = _code(db, new_parent)["depth"] if new_parent else -1
+    base_depth = tree[0]["depth"]
+    lesson = (_code(db, new_parent)["lesson_id"] if new_parent else new_id)
+    result = MaintenanceResult(renamed={o: n for o, n in mapping.items() if o != n})
+    stamp = now()
+    with db.atomic():
+        for c in tree:  # parents first, so each new parent exists before its children
+            row = dict(c)
+            row["id"] = mapping[c["id"]]
+            row["parent_id"] = new_parent if c["id"] == code_id else mapping[c["parent_id"]]
+            row["depth"] = parent_depth + 1 + (c["depth"] - base_depth)
+            row["lesson_id"] = lesson
+            row["updated_at"] = stamp
+            db.execute(f"INSERT INTO codes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+        for old, new in mapping.items():
+            for table in ("codings", "suggestions", "memos"):
+                db.execute(f"UPDATE {table} SET code_id = ? WHERE code_id = ?", [new, old])
+        for c in reversed(tree):
+            db.execute("DELETE FROM codes WHERE id = ?", [c["id"]])
+    return result
+
+
+def rename_code(db: sqlite_utils.Database, code_id: str, new_id: str | None = None, name: str | None = None) -> MaintenanceResult:
+    """Rename a code's id (its sub-codes follow) and/or its display name."""
+    code = _code(db, code_id)
+    result = MaintenanceResult()
+    if new_id and new_id != code_id:
+        result = _rehome(db, code_id, new_id, code["parent_id"])
+    if name:
+        with db.atomic():
+            db.execute("UPDATE codes SET name = ?, updated_at = ? WHERE id = ?", [name, now(), new_id or code_id])
+    return result
+
+
+def move_code(db: sqlite_utils.Database, code_id: str, parent: str | None) -> MaintenanceResult:
+    """Move a code under another parent (or to the top level); its id follows the new parent."""
+    code = _code(db, code_id)
+    if parent:
+        _code(db, parent)
+    leaf = code_id.rsplit(".", 1)[-1]
+    return _rehome(db, code_id, f"{parent}.{leaf}" if parent else leaf, parent)
+
+
+def merge_codes(db: sqlite_utils.Database, source: str, target: str) -> MaintenanceResult:
+    """Merge ``source`` into ``target``: codings, suggestions and memos move; duplicates collapse."""
+    src, dst = _code(db, source), _code(db, target)
+    if source == target:
+        raise CodebookError("a code cannot be merged into itself")
+    if next(db.query("SELECT 1 FROM codes WHERE parent_id = ?", [source]), None):
+        raise CodebookError(f"'{source}' has sub-codes", hint="move or merge its sub-codes first")
+    result = MaintenanceResult()
+    with db.atomic():
+        total = db.execute("SELECT count(*) FROM codings WHERE code_id = ?", [source]).fetchone()[0]
+        result.codings_moved = db.execute(
+            "UPDATE OR IGNORE codings SET code_id = ? WHERE code_id = ?", [dst["id"], source]).rowcount
+        result.codings_collapsed = total - result.codings_moved
+        db.execute("DELETE FROM codings WHERE code_id = ?", [source])  # the duplicates left behind
+        result.suggestions_moved = db.execute(
+            "UPDATE suggestions SET code_id = ? WHERE code_id = ?", [dst["id"], source]).rowcount
+        result.memos_moved = db.execute("UPDATE memos SET code_id = ? WHERE code_id = ?", [dst["id"], source]).rowcount
+        db.execute("DELETE FROM codes WHERE id = ?", [src["id"]])
+    return result
+
+
+def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> str:
+    """The project's codebook as YAML, so edits made in the project can go back into the file."""
+    books = list(db.query("SELECT * FROM codebooks" + (" WHERE id = ?" if codebook_id else "") + " ORDER BY id",
+                          [codebook_id] if codebook_id else []))
+    if not books:
+        raise CodebookError("the project has no codebook" if not codebook_id else f"no codebook '{codebook_id}'")
+    book = books[0]
+    rows = list(db.query("SELECT * FROM codes WHERE codebook_id = ? AND archived = 0 ORDER BY sort_order", [book["id"]]))
+    nodes: dict[str, dict] = {}
+    top: list[dict] = []
+    for r in rows:
+        node = {"id": r["id"], "name": r["name"], "definition": r["definition"]}
+        for key in ("include", "exclude"):
+            if r[key]:
+                node[key] = r[key]
+        for key in ("examples", "terms"):
+            values = json.loads(r[key])
+            if values:
+                node[key] = values
+        if r["color"]:
+            node["color"] = r["color"]
+        nodes[r["id"]] = node
+        parent = nodes.get(r["parent_id"]) if r["parent_id"] else None
+        if parent is not None:
+            parent.setdefault("children", []).append(node)
+        else:
+            top.append(node)
+    data = {"name": book["name"], "version": book["version"] or "", "description": book["description"] or "", "codes": top}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)

@@ -233,3 +233,74 @@ def schema_version(db: sqlite_utils.Database) -> list[str]:
 def now() -> str:
     """Timestamps are UTC ISO 8601 strings, sortable as text."""
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+@migrations(name="0002_views")
+def _m0002_views(db: sqlite_utils.Database) -> None:
+    """Views that read well in Datasette and that exports and queries share."""
+    db.executescript(
+        """
+        CREATE VIEW excerpts AS
+        SELECT g.id AS excerpt_id,
+               d.id AS document_id, d.title, d.kind, d.site, d.district, d.role, d.date,
+               s.id AS segment_id, s.seq, s.speaker, s.start_time,
+               CASE WHEN g.start_char IS NULL THEN s.text
+                    ELSE substr(d.text, g.start_char + 1, g.end_char - g.start_char) END AS text,
+               coalesce(g.start_char, s.start_char) AS start_char,
+               coalesce(g.end_char, s.end_char) AS end_char,
+               g.code_id, k.name AS code_name, k.lesson_id, l.name AS lesson_name,
+               c.name AS coder, g.origin, g.memo, g.created_at
+        FROM codings g
+        JOIN segments s ON s.id = g.segment_id
+        JOIN documents d ON d.id = s.document_id
+        JOIN codes k ON k.id = g.code_id
+        JOIN codes l ON l.id = k.lesson_id
+        JOIN coders c ON c.id = g.coder_id;
+
+        -- One row per (segment, code) whatever the number of coders, with the
+        -- code's lesson added, so counts roll up from sub-codes to lessons.
+        CREATE VIEW coded_segments AS
+        SELECT DISTINCT g.segment_id, g.code_id, g.coder_id FROM codings g
+        UNION
+        SELECT DISTINCT g.segment_id, k.lesson_id, g.coder_id FROM codings g
+        JOIN codes k ON k.id = g.code_id WHERE k.lesson_id != k.id;
+
+        CREATE VIEW code_by_site AS
+        SELECT k.lesson_id, x.code_id, k.name AS code_name, k.depth, d.district, d.site,
+               count(DISTINCT x.segment_id) AS segments,
+               count(DISTINCT d.id) AS documents,
+               count(DISTINCT s.document_id || ':' || coalesce(s.speaker, '')) AS speakers
+        FROM coded_segments x
+        JOIN codes k ON k.id = x.code_id
+        JOIN segments s ON s.id = x.segment_id
+        JOIN documents d ON d.id = s.document_id
+        GROUP BY x.code_id, d.district, d.site;
+
+        CREATE VIEW code_by_role AS
+        SELECT k.lesson_id, x.code_id, k.name AS code_name, k.depth, d.role,
+               count(DISTINCT x.segment_id) AS segments,
+               count(DISTINCT d.id) AS documents,
+               count(DISTINCT s.document_id || ':' || coalesce(s.speaker, '')) AS speakers
+        FROM coded_segments x
+        JOIN codes k ON k.id = x.code_id
+        JOIN segments s ON s.id = x.segment_id
+        JOIN documents d ON d.id = s.document_id
+        GROUP BY x.code_id, d.role;
+
+        CREATE VIEW cooccurrence AS
+        WITH pairs AS (SELECT DISTINCT segment_id, code_id FROM coded_segments),
+             totals AS (SELECT code_id, count(*) AS n FROM pairs GROUP BY code_id)
+        -- Codes are paired with codes of the same level (sub-code with sub-code,
+        -- lesson with lesson); c = n12 / (n1 + n2 - n12).
+        SELECT ka.depth AS level, a.code_id AS code_a, b.code_id AS code_b,
+               count(*) AS n12, ta.n AS n1, tb.n AS n2,
+               round(1.0 * count(*) / (ta.n + tb.n - count(*)), 4) AS coefficient
+        FROM pairs a
+        JOIN pairs b ON a.segment_id = b.segment_id AND a.code_id < b.code_id
+        JOIN codes ka ON ka.id = a.code_id
+        JOIN codes kb ON kb.id = b.code_id AND kb.depth = ka.depth
+        JOIN totals ta ON ta.code_id = a.code_id
+        JOIN totals tb ON tb.code_id = b.code_id
+        GROUP BY a.code_id, b.code_id;
+        """
+    )

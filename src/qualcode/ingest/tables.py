@@ -94,6 +94,17 @@ def _rows_xlsx(path: Path, sheet: str | None) -> tuple[list[str], Iterator[tuple
     return header, rows(), []
 
 
+def read_rows(path: Path, sheet: str | None = None) -> tuple[list[str], Iterator[tuple[int, dict]], list[str]]:
+    """The header and (line, row) pairs of a .csv or .xlsx file, plus any decoding warnings."""
+    if not path.is_file():
+        raise IngestError("no such file", path)
+    if path.suffix.lower() == ".xlsx":
+        return _rows_xlsx(path, sheet)
+    if path.suffix.lower() != ".csv":
+        raise IngestError(f"unsupported format '{path.suffix or 'none'}'", path, hint="use a .csv or .xlsx file")
+    return _rows_csv(path, path.read_bytes())
+
+
 def _seconds(value: str, path: Path, line: int) -> float | None:
     value = value.strip()
     if not value:
@@ -116,10 +127,7 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
             path,
             hint="say which column holds the text with --text-column (and --document-column, --speaker-column, --code-column)",
         )
-    if path.suffix.lower() == ".xlsx":
-        header, rows, warnings = _rows_xlsx(path, mapping.sheet)
-    else:
-        header, rows, warnings = _rows_csv(path, data)
+    header, rows, warnings = _rows_xlsx(path, mapping.sheet) if path.suffix.lower() == ".xlsx" else _rows_csv(path, data)
     wanted = [("--text-column", mapping.text), ("--document-column", mapping.document),
               ("--speaker-column", mapping.speaker), ("--time-column", mapping.time),
               ("--order-column", mapping.order)] + [("--code-column", c) for c, _ in mapping.codes]

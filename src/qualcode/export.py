@@ -1,0 +1,346 @@
+"""Exports in the shapes report writers ask for: quote tables, code matrices,
+reports with citations, JSON, and memos.
+
+Every export is built from the same rows (:func:`quote_rows`), so a quote in
+the report, the spreadsheet and the JSON is the same quote with the same
+citation. ``pseudonymise`` replaces speaker names consistently across one export.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlite_utils
+
+from .coding import CodingError
+from .memos import list_memos
+from .queries import attribute_sql, excerpts
+
+#: Speaker labels that name a role, not a person; they are kept as they are.
+GENERIC_SPEAKER = re.compile(r"^(?:I|R|Q|A|P\d+|Interviewer|Facilitator|Moderator|Respondent|Participant(?: \d+)?)$", re.I)
+
+
+@dataclass
+class Filters:
+    codes: list[str] = field(default_factory=list)
+    where: dict[str, list[str]] = field(default_factory=dict)
+    coders: list[str] = field(default_factory=list)
+    search: str | None = None
+
+
+class Pseudonymiser:
+    """Replaces each person's name with the same pseudonym everywhere in one export."""
+
+    def __init__(self, speakers: list[str | None]) -> None:
+        self.names: dict[str, str] = {}
+        for speaker in speakers:
+            if speaker and not GENERIC_SPEAKER.match(speaker) and speaker not in self.names:
+                self.names[speaker] = f"Participant {len(self.names) + 1}"
+        patterns = []
+        for name, alias in self.names.items():
+            parts = [name] + [p for p in re.split(r"[\s.]+", name) if len(p) >= 3 and p.lower() not in ("the", "and")]
+            for part in parts:
+                patterns.append((re.compile(rf"\b{re.escape(part)}\b", re.I), alias))
+        # Longest first, so "Priya Natarajan" is replaced before "Priya".
+        self.patterns = sorted(patterns, key=lambda p: -len(p[0].pattern))
+
+    def speaker(self, name: str | None) -> str | None:
+        return self.names.get(name, name) if name else name
+
+    def text(self, text: str) -> str:
+        for pattern, alias in self.patterns:
+            text = pattern.sub(alias, text)
+        return text
+
+
+def _code_paths(db: sqlite_utils.Database) -> dict[str, list[str]]:
+    codes = {r["id"]: r for r in db.query("SELECT id, parent_id, name FROM codes")}
+    paths = {}
+    for code_id in codes:
+        path, current = [], code_id
+        while current:
+            path.append(codes[current]["name"])
+            current = codes[current]["parent_id"]
+        paths[code_id] = list(reversed(path))
+    return paths
+
+
+def citation(row: dict) -> str:
+    """``Principal, Harbor Unified (fictional), interview 2024-10-16, turn 14``."""
+    parts = []
+    if row.get("role"):
+        parts.append(row["role"][0].upper() + row["role"][1:])
+    if row.get("district"):
+        parts.append(row["district"])
+    kind = (row.get("kind") or "document").replace("_", " ")
+    parts.append(f"{kind} {row['date']}" if row.get("date") else kind)
+    where = f"turn {row['seq']}" if row.get("speaker") else f"paragraph {row['seq']}"
+    if row.get("start_time") is not None:
+        t = int(row["start_time"])
+        where += f" ({t // 3600:d}:{t % 3600 // 60:02d}:{t % 60:02d})"
+    parts.append(where)
+    return ", ".join(parts)
+
+
+def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudonymise: bool = False) -> list[dict]:
+    """One row per coded segment or span, with document attributes and the code path."""
+    filters = filters or Filters()
+    rows = excerpts(db, filters.codes, filters.where, filters.coders, filters.search)
+    paths = _code_paths(db)
+    depth = max((len(p) for p in paths.values()), default=1)
+    extra_keys = sorted({k for r in rows for k in json.loads(r["attributes"] or "{}")})
+    alias = Pseudonymiser([r["speaker"] for r in rows]) if pseudonymise else None
+    out = []
+    for r in rows:
+        attributes = json.loads(r["attributes"] or "{}")
+        row = {
+            "excerpt_id": r["excerpt_id"], "document_id": r["document_id"], "title": r["title"],
+            "kind": r["kind"], "site": r["site"], "district": r["district"], "role": r["role"], "date": r["date"],
+        }
+        row.update({k: attributes.get(k) for k in extra_keys})
+        row.update({
+            "speaker": alias.speaker(r["speaker"]) if alias else r["speaker"],
+            "segment": r["seq"], "start_time": r["start_time"],
+            "start_char": r["start_char"], "end_char": r["end_char"],
+            "text": alias.text(r["text"]) if alias else r["text"],
+            "code_id": r["code_id"],
+        })
+        path = paths[r["code_id"]]
+        row.update({f"level_{i + 1}": path[i] if i < len(path) else None for i in range(depth)})
+        row.update({"coder": r["coder"], "origin": r["origin"],
+                    "memo": (alias.text(r["memo"]) if alias and r["memo"] else r["memo"])})
+        row["citation"] = citation(r)
+        out.append(row)
+    return out
+
+
+def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None) -> list[dict]:
+    """One row per segment with a 0/1 column per code (lessons rolled up), plus document attributes."""
+    filters = filters or Filters()
+    clauses, params = ["1 = 1"], []
+    for name, values in filters.where.items():
+        clauses.append(f"{attribute_sql(name)} IN ({', '.join('?' * len(values))})")
+        params += list(values)
+    segments = list(db.query(
+        f"""SELECT s.id AS segment_id, s.document_id, d.title, d.kind, d.site, d.district, d.role, d.date,
+                   d.attributes, s.seq AS segment, s.speaker
+            FROM segments s JOIN documents d ON d.id = s.document_id
+            WHERE {' AND '.join(clauses)} ORDER BY d.date, s.document_id, s.seq""", params))
+    codes = [r["id"] for r in db.query("SELECT id FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order")]
+    if filters.codes:
+        from .coding import find_code
+
+        wanted = {find_code(db, c, allow_archived=True) for c in filters.codes}
+        codes = [c for c in codes if c in wanted or any(c.startswith(w + ".") for w in wanted)]
+    coder_sql, coder_params = "", []
+    if filters.coders:
+        from .coding import find_coder
+
+        ids = [find_coder(db, c) for c in filters.coders]
+        coder_sql = f"WHERE coder_id IN ({', '.join('?' * len(ids))})"
+        coder_params = ids
+    applied = defaultdict(set)
+    for r in db.query(f"SELECT DISTINCT segment_id, code_id FROM coded_segments {coder_sql}", coder_params):
+        applied[r["segment_id"]].add(r["code_id"])
+    extra_keys = sorted({k for s in segments for k in json.loads(s["attributes"] or "{}")})
+    rows = []
+    for s in segments:
+        attributes = json.loads(s.pop("attributes") or "{}")
+        row = dict(s)
+        row.update({k: attributes.get(k) for k in extra_keys})
+        row.update({c: int(c in applied[s["segment_id"]]) for c in codes})
+        rows.append(row)
+    return rows
+
+
+# --- writers -------------------------------------------------------------------------------------
+
+
+def write_table(rows: list[dict], path: str | Path) -> None:
+    """CSV or XLSX, chosen by the file's extension."""
+    path = Path(path)
+    columns = list(rows[0]) if rows else []
+    if path.suffix.lower() == ".xlsx":
+        import openpyxl
+
+        book = openpyxl.Workbook(write_only=True)
+        sheet = book.create_sheet("excerpts" if "excerpt_id" in columns else "matrix")
+        sheet.append(columns)
+        for row in rows:
+            sheet.append([row[c] for c in columns])
+        book.save(path)
+    elif path.suffix.lower() == ".csv":
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+    else:
+        raise CodingError(f"cannot write a table as '{path.suffix or 'no extension'}'", path, hint="use .csv or .xlsx")
+
+
+def write_json(rows: list[dict], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+CAP_RULE = ("at most {n} excerpts per code, taken in turn from each document (documents in date order, "
+            "excerpts in turn order), so that every document is quoted once before any is quoted twice")
+
+
+def _capped(quotes: list[dict], cap: int | None) -> list[dict]:
+    if not cap:
+        return quotes
+    by_doc: dict[str, list[dict]] = defaultdict(list)
+    for q in quotes:
+        by_doc[q["document_id"]].append(q)
+    order = sorted(by_doc, key=lambda d: (by_doc[d][0]["date"] or "", d))
+    kept, rank = [], 0
+    while len(kept) < cap and any(rank < len(by_doc[d]) for d in order):
+        for d in order:
+            if rank < len(by_doc[d]) and len(kept) < cap:
+                kept.append(by_doc[d][rank])
+        rank += 1
+    return sorted(kept, key=lambda q: (q["date"] or "", q["document_id"], q["segment"]))
+
+
+@dataclass
+class Report:
+    title: str
+    filters: str
+    rule: str | None
+    lessons: list[dict]  # {id, name, definition, codes: [{id, name, definition, by_site, by_role, quotes, total}]}
+
+
+def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap: int | None = None,
+                 pseudonymise: bool = False) -> Report:
+    """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts."""
+    filters = filters or Filters()
+    rows = quote_rows(db, filters, pseudonymise)
+    codes = list(db.query("SELECT * FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order"))
+    seen, by_code = set(), defaultdict(list)
+    for r in rows:  # one quote per segment (or span) and code, however many coders applied it
+        key = (r["code_id"], r["document_id"], r["segment"], r["start_char"], r["end_char"])
+        if key not in seen:
+            seen.add(key)
+            by_code[r["code_id"]].append(r)
+    lessons = []
+    for lesson in (c for c in codes if c["depth"] == 0):
+        children = [c for c in codes if c["parent_id"] == lesson["id"]] or [lesson]
+        sections = []
+        for code in children:
+            quotes = by_code.get(code["id"], [])
+            if filters.codes and not quotes:
+                continue
+            count = lambda key: sorted(
+                {(v, sum(1 for q in quotes if q[key] == v)) for v in {q[key] for q in quotes}},
+                key=lambda item: (-item[1], item[0] or ""))
+            sections.append({"id": code["id"], "name": code["name"], "definition": code["definition"],
+                             "by_site": count("site"), "by_role": count("role"),
+                             "quotes": _capped(quotes, cap), "total": len(quotes)})
+        if sections:
+            lessons.append({"id": lesson["id"], "name": lesson["name"], "definition": lesson["definition"],
+                            "codes": sections})
+    described = []
+    if filters.codes:
+        described.append("codes " + ", ".join(filters.codes))
+    for name, values in filters.where.items():
+        described.append(f"{name} {', '.join(values)}")
+    if filters.coders:
+        described.append("coders " + ", ".join(filters.coders))
+    if filters.search:
+        described.append(f"text matching '{filters.search}'")
+    if pseudonymise:
+        described.append("speaker names replaced by pseudonyms")
+    book = next(db.query("SELECT name FROM codebooks ORDER BY id"), {"name": "Codebook"})
+    return Report(title=f"{book['name']}: coded excerpts",
+                  filters="; ".join(described) or "all coded excerpts",
+                  rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons)
+
+
+def _counts_line(counts: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{value or '(none)'} {n}" for value, n in counts)
+
+
+def report_markdown(report: Report) -> str:
+    lines = [f"# {report.title}", "", f"Filters: {report.filters}."]
+    if report.rule:
+        lines.append(f"Selection: {report.rule}.")
+    for lesson in report.lessons:
+        lines += ["", f"## {lesson['name']}", "", lesson["definition"]]
+        for code in lesson["codes"]:
+            lines += ["", f"### {code['name']} (`{code['id']}`)", "", code["definition"], "",
+                      f"- Excerpts: {code['total']}" + (f" (showing {len(code['quotes'])})" if len(code['quotes']) < code['total'] else ""),
+                      f"- By site: {_counts_line(code['by_site']) or 'none'}",
+                      f"- By role: {_counts_line(code['by_role']) or 'none'}"]
+            for q in code["quotes"]:
+                speaker = f"**{q['speaker']}:** " if q["speaker"] else ""
+                body = q["text"].replace("\n\n", "\n>\n> ")
+                lines += ["", f"> {speaker}{body}", ">", f"> — *{q['citation']}*"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: Report, path: str | Path) -> None:
+    """Markdown or DOCX, chosen by the file's extension."""
+    path = Path(path)
+    if path.suffix.lower() == ".md":
+        path.write_text(report_markdown(report), encoding="utf-8")
+        return
+    if path.suffix.lower() != ".docx":
+        raise CodingError(f"cannot write a report as '{path.suffix or 'no extension'}'", path, hint="use .md or .docx")
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = report.title
+    document.add_heading(report.title, 0)
+    document.add_paragraph(f"Filters: {report.filters}.")
+    if report.rule:
+        document.add_paragraph(f"Selection: {report.rule}.")
+    for lesson in report.lessons:
+        document.add_heading(lesson["name"], 1)
+        document.add_paragraph(lesson["definition"])
+        for code in lesson["codes"]:
+            document.add_heading(f"{code['name']} ({code['id']})", 2)
+            document.add_paragraph(code["definition"])
+            shown = f" (showing {len(code['quotes'])})" if len(code["quotes"]) < code["total"] else ""
+            document.add_paragraph(f"Excerpts: {code['total']}{shown}", style="List Bullet")
+            document.add_paragraph(f"By site: {_counts_line(code['by_site']) or 'none'}", style="List Bullet")
+            document.add_paragraph(f"By role: {_counts_line(code['by_role']) or 'none'}", style="List Bullet")
+            for q in code["quotes"]:
+                quote = document.add_paragraph(style="Quote")
+                if q["speaker"]:
+                    quote.add_run(f"{q['speaker']}: ").bold = True
+                quote.add_run(q["text"])
+                cite = document.add_paragraph()
+                cite.add_run(f"— {q['citation']}").italic = True
+    document.save(path)
+
+
+def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, pseudonymise: bool = False) -> str:
+    """Memos grouped by what they are attached to, with the segment text they comment on."""
+    memos = [m for m in list_memos(db) if not coders or m["coder"] in coders]
+    alias = None
+    if pseudonymise:
+        speakers = [r["speaker"] for r in db.query("SELECT DISTINCT speaker FROM segments ORDER BY id")]
+        alias = Pseudonymiser(speakers)
+    lines = ["# Memos", ""]
+    for kind, heading in (("code", "Memos on codes"), ("document", "Memos on documents"), ("segment", "Memos on segments")):
+        group = [m for m in memos if m["target_type"] == kind]
+        if not group:
+            continue
+        lines += [f"## {heading}", ""]
+        for m in group:
+            text = alias.text(m["text"]) if alias else m["text"]
+            lines += [f"### {m['target']} — {m['target_title']}", "",
+                      f"*{m['coder'] or 'unknown coder'}, {m['created_at']}*", "", text, ""]
+            if m["segment_text"]:
+                quoted = alias.text(m["segment_text"]) if alias else m["segment_text"]
+                lines += ["> " + quoted.replace("\n\n", "\n>\n> "), ""]
+    if len(lines) == 2:
+        lines.append("No memos.")
+    return "\n".join(lines).rstrip() + "\n"
