@@ -51,3 +51,30 @@ def corpus_db(tmp_path_factory):
     assert not result.errors, [f.error for f in result.errors]
     db.close()
     return path
+
+
+@pytest.fixture(scope="session")
+def gold_db(corpus_db, tmp_path_factory):
+    """The corpus with both coders' gold coding applied (a copy; the corpus fixture stays uncoded)."""
+    import shutil
+
+    from qualcode.coding import apply_batch
+
+    path = tmp_path_factory.mktemp("gold") / "qualcode.db"
+    shutil.copy(corpus_db, path)
+    db = open_project(path)
+    for sheet in sorted((CORPORA / "coding").glob("*.csv")):
+        apply_batch(db, sheet, create_coders=True)
+    db.close()
+    return path
+
+
+def gold_rows() -> list[dict]:
+    """The coding spreadsheets, read independently of qualcode."""
+    import csv
+
+    rows = []
+    for sheet in sorted((CORPORA / "coding").glob("*.csv")):
+        with sheet.open(newline="") as f:
+            rows.extend(csv.DictReader(f))
+    return rows

@@ -426,7 +426,7 @@ def coder_list(db_path):
     from .coding import list_coders
 
     for c in list_coders(_open(db_path)):
-        click.echo(f"{c['name']:<30} {c['codings']:>6,} codings")
+        click.echo(f"{c['name']:<30} {_n(c['codings'], 'coding'):>14}")
 
 
 @cli.group()
@@ -694,13 +694,7 @@ def export_matrix(out, codes, sites, roles, where, coders, pseudonymise, db_path
     """
     from .export import code_matrix, write_table
 
-    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders))
-    if pseudonymise:
-        from .export import Pseudonymiser
-
-        alias = Pseudonymiser([r["speaker"] for r in rows])
-        for r in rows:
-            r["speaker"] = alias.speaker(r["speaker"])
+    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders), pseudonymise)
     write_table(rows, out)
     click.echo(f"Wrote {_n(len(rows), 'segment')} to {out}")
 

@@ -49,6 +49,17 @@ class Pseudonymiser:
         # Longest first, so "Priya Natarajan" is replaced before "Priya".
         self.patterns = sorted(patterns, key=lambda p: -len(p[0].pattern))
 
+    @classmethod
+    def for_project(cls, db: sqlite_utils.Database) -> "Pseudonymiser":
+        """Every speaker in the project, numbered in order of first appearance.
+
+        Built from the whole project rather than the rows exported, so an
+        interviewer named inside a field note is caught even when none of
+        their own turns is exported.
+        """
+        return cls([r["speaker"] for r in db.query(
+            "SELECT speaker, min(id) AS first FROM segments WHERE speaker IS NOT NULL GROUP BY speaker ORDER BY first")])
+
     def speaker(self, name: str | None) -> str | None:
         return self.names.get(name, name) if name else name
 
@@ -94,7 +105,7 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
     paths = _code_paths(db)
     depth = max((len(p) for p in paths.values()), default=1)
     extra_keys = sorted({k for r in rows for k in json.loads(r["attributes"] or "{}")})
-    alias = Pseudonymiser([r["speaker"] for r in rows]) if pseudonymise else None
+    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     out = []
     for r in rows:
         attributes = json.loads(r["attributes"] or "{}")
@@ -119,7 +130,7 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
     return out
 
 
-def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None) -> list[dict]:
+def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseudonymise: bool = False) -> list[dict]:
     """One row per segment with a 0/1 column per code (lessons rolled up), plus document attributes."""
     filters = filters or Filters()
     clauses, params = ["1 = 1"], []
@@ -148,10 +159,13 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None) -> li
     for r in db.query(f"SELECT DISTINCT segment_id, code_id FROM coded_segments {coder_sql}", coder_params):
         applied[r["segment_id"]].add(r["code_id"])
     extra_keys = sorted({k for s in segments for k in json.loads(s["attributes"] or "{}")})
+    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     rows = []
     for s in segments:
         attributes = json.loads(s.pop("attributes") or "{}")
         row = dict(s)
+        if alias:
+            row["speaker"] = alias.speaker(row["speaker"])
         row.update({k: attributes.get(k) for k in extra_keys})
         row.update({c: int(c in applied[s["segment_id"]]) for c in codes})
         rows.append(row)
@@ -324,10 +338,7 @@ def write_report(report: Report, path: str | Path) -> None:
 def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, pseudonymise: bool = False) -> str:
     """Memos grouped by what they are attached to, with the segment text they comment on."""
     memos = [m for m in list_memos(db) if not coders or m["coder"] in coders]
-    alias = None
-    if pseudonymise:
-        speakers = [r["speaker"] for r in db.query("SELECT DISTINCT speaker FROM segments ORDER BY id")]
-        alias = Pseudonymiser(speakers)
+    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     lines = ["# Memos", ""]
     for kind, heading in (("code", "Memos on codes"), ("document", "Memos on documents"), ("segment", "Memos on segments")):
         group = [m for m in memos if m["target_type"] == kind]

@@ -7,6 +7,8 @@ of a lesson counts once for the lesson). The same SQL views back Datasette.
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 
 from .coding import CodingError, find_code, find_coder
@@ -117,15 +119,19 @@ def excerpts(
         clauses.append(f"e.coder IN ({', '.join('?' * len(coders))})")
         params += list(coders)
     if search:
+        check_search(db, search)
         clauses.append("e.segment_id IN (SELECT rowid FROM segments_fts WHERE segments_fts MATCH ?)")
         params.append(search)
     sql = f"""SELECT e.*, d.attributes, k.sort_order
               FROM excerpts e JOIN documents d ON d.id = e.document_id JOIN codes k ON k.id = e.code_id
               WHERE {' AND '.join(clauses)}
               ORDER BY d.date, e.document_id, e.seq, k.sort_order, e.coder"""
+    return list(db.query(sql, params))
+
+
+def check_search(db: sqlite_utils.Database, search: str) -> None:
+    """Refuse a full-text query SQLite cannot parse, in words a researcher can act on."""
     try:
-        return list(db.query(sql, params))
-    except Exception as e:  # an FTS5 syntax error is the user's query, not our bug
-        if search and "fts5" in str(e).lower():
-            raise CodingError(f"bad search '{search}': {e}", hint="quote phrases, e.g. '\"release time\"'") from None
-        raise
+        db.execute("SELECT 1 FROM segments_fts WHERE segments_fts MATCH ? LIMIT 1", [search]).fetchall()
+    except sqlite3.OperationalError as e:
+        raise CodingError(f"bad search '{search}': {e}", hint='quote phrases, e.g. "release time"; use * for prefixes') from None

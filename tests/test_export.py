@@ -1,0 +1,171 @@
+import csv
+import json
+import re
+from collections import defaultdict
+
+import docx
+import openpyxl
+import pytest
+from click.testing import CliRunner
+
+from qualcode import cli, open_project
+from qualcode.export import Filters, build_report, code_matrix, quote_rows
+
+from .conftest import CORPORA, gold_rows
+
+
+@pytest.fixture(scope="module")
+def db(gold_db):
+    return open_project(gold_db)
+
+
+def run(gold_db, *args):
+    return CliRunner().invoke(cli.cli, [*args, "--db", str(gold_db)])
+
+
+def source_files() -> dict[str, str]:
+    return {p.stem: p.read_text(encoding="utf-8") for p in CORPORA.rglob("*") if p.suffix in (".txt", ".md")
+            and p.parent != CORPORA}
+
+
+def test_quote_table_csv_matches_database_and_sources(gold_db, db, tmp_path):
+    out = tmp_path / "quotes.csv"
+    result = run(gold_db, "export", "quotes", str(out))
+    assert result.exit_code == 0, result.output
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(gold_rows()) == db.execute("SELECT count(*) FROM codings").fetchone()[0]
+    assert {"excerpt_id", "title", "site", "district", "role", "kind", "date", "interviewer", "split", "speaker",
+            "segment", "start_time", "text", "code_id", "level_1", "level_2", "coder", "memo"} <= set(rows[0])
+    texts = dict(db.execute("SELECT id, text FROM documents").fetchall())
+    sources = source_files()
+    for row in rows:
+        start, end = int(row["start_char"]), int(row["end_char"])
+        assert texts[row["document_id"]][start:end] == row["text"]
+        if row["document_id"] in sources:  # the stored text is the file's body after its front matter
+            source = sources[row["document_id"]]
+            offset = len(source) - len(texts[row["document_id"]])
+            assert source[offset + start: offset + end] == row["text"]
+        lesson, _, _ = row["code_id"].partition(".")
+        assert row["level_1"] == db.execute("SELECT name FROM codes WHERE id = ?", [lesson]).fetchone()[0]
+
+
+def test_quote_table_xlsx_reads_back(gold_db, tmp_path):
+    out = tmp_path / "quotes.xlsx"
+    assert run(gold_db, "export", "quotes", str(out), "--code", "support", "--site", "Bayview Elementary").exit_code == 0
+    sheet = openpyxl.load_workbook(out).active
+    header = [c.value for c in sheet[1]]
+    rows = [dict(zip(header, [c.value for c in r])) for r in sheet.iter_rows(min_row=2)]
+    expected = [r for r in gold_rows() if r["code_id"].startswith("support.")
+                and r["document_id"].startswith(("harbor-02", "harbor-05"))]
+    assert len(rows) == len(expected) > 0
+    assert {r["site"] for r in rows} == {"Bayview Elementary"}
+
+
+def test_code_matrix(gold_db, tmp_path):
+    out = tmp_path / "matrix.csv"
+    assert run(gold_db, "export", "matrix", str(out), "--coder", "Rosa Delgado", "--pseudonymise").exit_code == 0
+    with out.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1332
+    rosa = [r for r in gold_rows() if r["coder"] == "Rosa Delgado"]
+    per_code = defaultdict(set)
+    for r in rosa:
+        per_code[r["code_id"]].add((r["document_id"], r["seq"]))
+        per_code[r["code_id"].split(".")[0]].add((r["document_id"], r["seq"]))
+    for code, segments in per_code.items():
+        assert sum(int(r[code]) for r in rows) == len(segments), code
+    assert {r["scaling"] for r in rows} == {"0", "1"}
+    assert "Priya Natarajan" not in {r["speaker"] for r in rows} and "Participant 1" in {r["speaker"] for r in rows}
+
+
+def test_report_markdown_has_chapters_sections_and_citations(db):
+    report = build_report(db, Filters(where={"role": ["principal"]}), cap=2)
+    assert [lesson["id"] for lesson in report.lessons] == ["purpose", "support", "scaling", "context"]
+    assert "every document is quoted once before any is quoted twice" in report.rule
+    for lesson in report.lessons:
+        for code in lesson["codes"]:
+            assert len(code["quotes"]) <= 2
+            documents = {q["document_id"] for q in code["quotes"]}
+            available = {d for d in {q["document_id"] for q in code["quotes"]}}
+            assert len(documents) == len(code["quotes"]) or len(available) == 1
+            for q in code["quotes"]:
+                assert re.fullmatch(r"Principal, .+ \(fictional\), interview \d{4}-\d{2}-\d{2}, turn \d+", q["citation"])
+
+
+def test_report_uncapped_counts_each_segment_once(db):
+    report = build_report(db, Filters(codes=["support.coaching"]))
+    section = report.lessons[0]["codes"][0]
+    expected = {(r["document_id"], r["seq"]) for r in gold_rows() if r["code_id"] == "support.coaching"}
+    assert section["total"] == len(section["quotes"]) == len(expected)
+    assert sum(n for _, n in section["by_site"]) == len(expected)
+
+
+def test_report_docx_reads_back(gold_db, tmp_path):
+    out = tmp_path / "report.docx"
+    result = run(gold_db, "export", "report", str(out), "--max-per-code", "3")
+    assert result.exit_code == 0, result.output
+    document = docx.Document(out)
+    headings = [p.text for p in document.paragraphs if p.style.name == "Heading 1"]
+    lessons = [r[0] for r in open_project(gold_db).execute("SELECT name FROM codes WHERE depth = 0 ORDER BY sort_order")]
+    assert headings == lessons
+    quotes = [p for p in document.paragraphs if p.style.name == "Quote"]
+    citations = [p.text for p in document.paragraphs if p.text.startswith("— ")]
+    assert len(quotes) == len(citations) > 17
+    assert all("(fictional)" in c for c in citations)
+    md = tmp_path / "report.md"
+    assert run(gold_db, "export", "report", str(md), "--code", "context", "--role", "teacher").exit_code == 0
+    text = md.read_text()
+    assert text.count("## ") >= 1 and "> — *Teacher, " in text
+
+
+def test_json_export_same_rows(gold_db, db, tmp_path):
+    out = tmp_path / "q.json"
+    assert run(gold_db, "export", "json", str(out), "--code", "scaling.dilemmas").exit_code == 0
+    rows = json.loads(out.read_text())
+    assert rows == json.loads(json.dumps(quote_rows(db, Filters(codes=["scaling.dilemmas"]))))
+    assert {r["code_id"] for r in rows} == {"scaling.dilemmas"}
+
+
+def test_pseudonymise_is_consistent_and_leaves_no_speaker_name(db):
+    rows = quote_rows(db, pseudonymise=True)
+    real = {r[0] for r in db.execute("SELECT DISTINCT speaker FROM segments WHERE speaker IS NOT NULL")}
+    named = {s for s in real if " " in s}  # full names such as "Priya Natarajan"
+    assert named
+    for row in rows:
+        assert row["speaker"] not in named
+        for name in named:
+            assert name.lower() not in row["text"].lower(), name
+    by_excerpt = {r["excerpt_id"]: r["speaker"] for r in rows}
+    originals = {r["excerpt_id"]: r["speaker"] for r in quote_rows(db)}
+    mapping = defaultdict(set)
+    for excerpt_id, alias in by_excerpt.items():
+        mapping[originals[excerpt_id]].add(alias)
+    assert all(len(aliases) == 1 for aliases in mapping.values())
+    assert len({next(iter(a)) for k, a in mapping.items() if k in named}) == len([k for k in mapping if k in named])
+
+
+def test_memos_export(gold_db, tmp_path):
+    assert run(gold_db, "memo", "add", "Priya Natarajan explains the cycle well.", "--segment",
+               "harbor-03-coach-seacliff:4", "--coder", "Rosa Delgado").exit_code == 0
+    out = tmp_path / "memos.md"
+    assert run(gold_db, "export", "memos", str(out), "--pseudonymise").exit_code == 0
+    text = out.read_text()
+    assert "## Memos on segments" in text and "harbor-03-coach-seacliff:4" in text
+    assert "Priya" not in text and "Participant" in text
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["export", "quotes", "quotes.pdf"], "cannot write a table as '.pdf'"),
+        (["export", "report", "report.txt"], "cannot write a report as '.txt'"),
+        (["export", "quotes", "q.csv", "--code", "nope"], "unknown code 'nope'"),
+        (["export", "matrix", "m.csv", "--coder", "Nobody"], "unknown coder 'Nobody'"),
+    ],
+)
+def test_export_bad_input(gold_db, tmp_path, args, message):
+    args = [str(tmp_path / a) if a.endswith((".pdf", ".txt", ".csv")) else a for a in args]
+    result = run(gold_db, *args)
+    assert result.exit_code == 1 and message in result.output
+    assert "Traceback" not in result.output
