@@ -86,3 +86,32 @@ def test_serve_refuses_missing_project(tmp_path):
     result = CliRunner().invoke(cli.cli, ["serve", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 1
     assert "none.db: no project database here — create one with `qualcode init`" in result.output
+
+
+@pytest.fixture
+def gold_datasette(gold_db):
+    return Datasette([str(gold_db)], metadata=load_metadata(ROOT / "datasette-metadata.yml", gold_db))
+
+
+async def test_excerpts_view_with_facets(gold_datasette):
+    response = await gold_datasette.client.get(
+        "/qualcode/excerpts.json?_shape=objects&_facet=coder&code_id=support.coaching&site=Bayview+Elementary")
+    data = response.json()
+    assert data["rows"] and all(r["lesson_id"] == "support" for r in data["rows"])
+    assert {f["value"] for f in data["facet_results"]["coder"]["results"]} == {"Rosa Delgado", "Sam Okonjo"}
+
+
+async def test_code_by_site_and_cooccurrence_views(gold_datasette, gold_db):
+    from qualcode import open_project
+    from qualcode.queries import cooccurrence, frequencies
+
+    db = open_project(gold_db)
+    response = await gold_datasette.client.get("/qualcode/code_by_site.json?_shape=array&_size=max&code_id=context")
+    by_site = {}
+    for r in response.json():  # the view splits by district too: "multiple sites" occurs in each
+        by_site[r["site"]] = by_site.get(r["site"], 0) + r["segments"]
+    expected = {r["value"]: r["segments"] for r in frequencies(db, "site", "lesson") if r["code_id"] == "context"}
+    assert by_site == expected
+    response = await gold_datasette.client.get("/qualcode/cooccurrence.json?_shape=array&_size=max&level=1")
+    view = {(r["code_a"], r["code_b"]): r["n12"] for r in response.json()}
+    assert view == {(r["code_a"], r["code_b"]): r["n12"] for r in cooccurrence(db, "code")}
