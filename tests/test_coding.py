@@ -208,3 +208,36 @@ def test_cli_rename_move_merge_dump(project, db_path):
     assert result.exit_code == 1 and "unknown code 'context.nope'" in result.output
     dumped = run(db_path, "codebook", "dump").output
     assert "- id: context.relationships" in dumped and "- id: scaling.spread" not in dumped
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["coder", "list", "--db", "/nonexistent/dir/x.db"], "no project database here"),
+        (["memo", "list", "--code", "nope"], "unknown code 'nope'"),
+        (["codebook", "rename", "nope", "other"], "unknown code 'nope'"),
+        (["codebook", "rename", "support.coaching", "Bad Id"], "is not a dotted slug"),
+        (["codebook", "rename", "support.coaching", "support.adult-learning"], "already exists"),
+        (["codebook", "move", "support.coaching", "--parent", "nowhere"], "unknown code 'nowhere'"),
+        (["cooccurrence", "--code", "nope"], "unknown code 'nope'"),
+        (["export", "json", "out.json", "--coder", "Nobody"], "unknown coder 'Nobody'"),
+        (["export", "memos", "out.md", "--coder", "Nobody"], "unknown coder 'Nobody'"),
+        (["code", "int:2", "support.coaching", "--coder", "Rosa", "--batch", "x.csv"], "not both"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else None,
+)
+def test_cli_bad_input_changes_nothing(project, db_path, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    before = dump(db_path)
+    result = CliRunner().invoke(cli.cli, args if "--db" in args else [*args, "--db", str(db_path)])
+    assert result.exit_code in (1, 2) and message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert dump(db_path) == before
+    assert not (tmp_path / "out.json").exists() and not (tmp_path / "out.md").exists()
+
+
+def test_cli_dump_without_codebook(tmp_path):
+    db = tmp_path / "p.db"
+    CliRunner().invoke(cli.cli, ["init", "--db", str(db)])
+    result = CliRunner().invoke(cli.cli, ["codebook", "dump", "--db", str(db)])
+    assert result.exit_code == 1 and "has no codebook" in result.output

@@ -337,6 +337,10 @@ def write_report(report: Report, path: str | Path) -> None:
 
 def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, pseudonymise: bool = False) -> str:
     """Memos grouped by what they are attached to, with the segment text they comment on."""
+    from .coding import find_coder
+
+    for coder in coders or []:
+        find_coder(db, coder)
     memos = [m for m in list_memos(db) if not coders or m["coder"] in coders]
     alias = Pseudonymiser.for_project(db) if pseudonymise else None
     lines = ["# Memos", ""]
