@@ -28,6 +28,7 @@ demo-db: install
 	$(BIN)/qualcode ingest --manifest corpora/manifest.csv --db $(DB)
 	$(BIN)/qualcode code --batch corpora/coding/rosa-delgado.csv --create-coder --db $(DB)
 	$(BIN)/qualcode code --batch corpora/coding/sam-okonjo.csv --create-coder --db $(DB)
+	$(BIN)/qualcode suggest --db $(DB)
 	$(BIN)/qualcode status --db $(DB)
 
 demo: demo-db

@@ -6,6 +6,7 @@ library. Every :class:`QualcodeError` becomes one line on stderr and exit 1.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -751,3 +752,170 @@ def export_memos(out, coders, pseudonymise, db_path):
 
     Path(out).write_text(memos_markdown(_open(db_path), list(coders), pseudonymise), encoding="utf-8")
     click.echo(f"Wrote memos to {out}")
+
+
+# --- suggestions ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--code", "codes", multiple=True, help="Only these codes (a lesson means its sub-codes).")
+@click.option("--document", "documents", multiple=True, help="Only segments of these documents.")
+@click.option("--coder", "coders", multiple=True, help="Train only on these coders' codings.")
+@click.option("--min-score", default=0.2, show_default=True, type=float, help="Keep suggestions scoring at least this.")
+@db_option
+def suggest(codes, documents, coders, min_score, db_path):
+    """Suggest codes for segments, with a score and the evidence behind each.
+
+    Uses the codebook's terms and examples from the start, and a model trained
+    on the project's codings (and rejections) once there are some.
+
+    \b
+    Example:
+        qualcode suggest --document lakemont-04-coach-northside
+    """
+    from .suggest import suggest as run
+
+    r = run(_open(db_path), list(codes), list(documents), list(coders), min_score)
+    macro = r.metrics.get("macro_f1")
+    click.echo(f"Model run {r.model_run_id} ({r.method}, trained on {_n(r.training_size, 'segment')}"
+               + (f", out-of-fold macro-F1 {macro:.3f}" if macro is not None else "")
+               + f"): {_n(r.suggestions, 'suggestion')} for {_n(r.segments, 'segment')} in {r.seconds:.1f} s")
+
+
+def _highlight(text: str, terms: list[str]) -> str:
+    import re
+
+    for term in sorted(set(terms), key=len, reverse=True):
+        text = re.sub(rf"(?i)\b({re.escape(term)})\b", lambda m: click.style(m.group(1), bold=True, underline=True), text)
+    return text
+
+
+@cli.command()
+@click.option("--coder", required=True, help="Who is answering.")
+@click.option("--order", type=click.Choice(["likely", "uncertain"]), default="likely", show_default=True,
+              help="Most likely first, or most uncertain first (active learning).")
+@click.option("--code", "codes", multiple=True, help="Only suggestions of these codes.")
+@click.option("--retrain-every", default=10, show_default=True, type=int, help="Retrain in the background after this many answers (0: never).")
+@click.option("--create-coder", is_flag=True, help="Create the coder if they are new.")
+@db_option
+def review(coder, order, codes, retrain_every, create_coder, db_path):
+    """Review suggestions one by one: accept, reject, skip, choose another code, undo, quit.
+
+    \b
+    Keys: a accept · r reject · s skip · c choose another code · u undo · q quit
+    Example:
+        qualcode review --coder "Rosa Delgado" --order uncertain
+    """
+    from .coding import find_coder
+    from .suggest.review import Retrainer, decide, evidence_terms, queue, undo
+
+    db = _open(db_path)
+    with db.atomic():
+        find_coder(db, coder, create_coder)
+    retrainer = Retrainer(db_path, list(codes) or None)
+    history, skipped, answers = [], set(), 0
+    while True:
+        items = [q for q in queue(db, coder, order, list(codes)) if q["id"] not in skipped]
+        if not items:
+            click.echo("No suggestions left to review.")
+            break
+        s = items[0]
+        evidence = json.loads(s["evidence"] or "{}")
+        click.echo("")
+        click.echo(click.style(f"{s['title']} — {s['document_id']}:{s['seq']}", fg="cyan"))
+        if s["previous"]:
+            click.echo(click.style(f"  {s['previous_speaker'] or ''}: {s['previous'][:400]}", dim=True))
+        click.echo(f"  {s['speaker'] or ''}: {_highlight(s['text'], evidence_terms(s))}")
+        click.echo(f"Suggested: {click.style(s['code_id'], bold=True)} — {s['code_name']} "
+                   f"(score {s['score']:.2f}, {s['method']}, run {s['model_run_id']})")
+        click.echo(f"  {s['definition']}")
+        if evidence.get("terms") or evidence.get("features"):
+            click.echo(f"  Evidence: terms {', '.join(evidence.get('terms', [])) or '—'}; "
+                       f"features {', '.join(evidence.get('features', [])) or '—'}")
+        key = click.prompt("[a]ccept [r]eject [s]kip [c]hoose code [u]ndo [q]uit",
+                           type=click.Choice(["a", "r", "s", "c", "u", "q"]), show_choices=False)
+        if key == "q":
+            break
+        if key == "s":
+            skipped.add(s["id"])
+            continue
+        if key == "u":
+            if history:
+                undo(db, history.pop())
+                click.echo("Undone.")
+            else:
+                click.echo("Nothing to undo.")
+            continue
+        try:
+            other = click.prompt("Code") if key == "c" else None
+            history.append(decide(db, s["id"], coder, accept=key == "a", other_code=other))
+        except QualcodeError as e:
+            click.echo(f"Error: {e}", err=True)
+            continue
+        answers += 1
+        if retrain_every and answers % retrain_every == 0 and retrainer.start():
+            click.echo("Retraining in the background…")
+    retrainer.wait(60)
+    click.echo(f"{_n(answers, 'answer')} recorded for {coder}.")
+
+
+def _batch_decision(accept: bool, coder, code_, min_score, max_score, db_path):
+    from .suggest.review import decide_batch
+
+    n = decide_batch(_open(db_path), coder, accept, code_, min_score, max_score)
+    click.echo(f"{'Accepted' if accept else 'Rejected'} {_n(n, 'suggestion')} as {coder}")
+
+
+@cli.command()
+@click.option("--coder", required=True)
+@click.option("--code", "code_", help="Only this code (a lesson means its sub-codes).")
+@click.option("--min-score", type=float, help="Accept suggestions scoring at least this.")
+@click.option("--max-score", type=float, help="... and at most this.")
+@db_option
+def accept(coder, code_, min_score, max_score, db_path):
+    """Accept pending suggestions in a score range as the coder's codings.
+
+    \b
+    Example:
+        qualcode accept --coder "Rosa Delgado" --code scaling.improvement-cycles --min-score 0.9
+    """
+    _batch_decision(True, coder, code_, min_score, max_score, db_path)
+
+
+@cli.command()
+@click.option("--coder", required=True)
+@click.option("--code", "code_", help="Only this code (a lesson means its sub-codes).")
+@click.option("--min-score", type=float, help="Reject suggestions scoring at least this.")
+@click.option("--max-score", type=float, help="... and at most this.")
+@db_option
+def reject(coder, code_, min_score, max_score, db_path):
+    """Reject pending suggestions in a score range; rejections teach the model.
+
+    \b
+    Example:
+        qualcode reject --coder "Rosa Delgado" --max-score 0.25
+    """
+    _batch_decision(False, coder, code_, min_score, max_score, db_path)
+
+
+@cli.command()
+@click.option("--folds", default=5, show_default=True, type=int, help="Grouped cross-validation folds.")
+@click.option("--test-where", multiple=True, callback=_where_pairs, help="Held-out mode: test on documents with ATTRIBUTE=VALUE.")
+@click.option("--coder", "coders", multiple=True, help="The human coder(s) to measure against (default: all).")
+@click.option("--code", "codes", multiple=True, help="Only these codes.")
+@click.option("--estimator", type=click.Choice(["auto", "logreg", "sgd"]), default="auto", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@db_option
+def evaluate(folds, test_where, coders, codes, estimator, fmt, db_path):
+    """Measure suggestions against human coders on documents the model never saw.
+
+    \b
+    Examples:
+        qualcode evaluate --coder "Rosa Delgado"
+        qualcode evaluate --test-where split=test --format json
+    """
+    from .evaluate import evaluate as run
+    from .evaluate import format_table
+
+    result = run(_open(db_path), list(codes), list(coders), folds, test_where or None, estimator)
+    click.echo(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
