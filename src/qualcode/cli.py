@@ -824,8 +824,10 @@ def review(coder, order, codes, retrain_every, create_coder, db_path):
         click.echo("")
         click.echo(click.style(f"{s['title']} — {s['document_id']}:{s['seq']}", fg="cyan"))
         if s["previous"]:
-            click.echo(click.style(f"  {s['previous_speaker'] or ''}: {s['previous'][:400]}", dim=True))
-        click.echo(f"  {s['speaker'] or ''}: {_highlight(s['text'], evidence_terms(s))}")
+            label = f"{s['previous_speaker']}: " if s["previous_speaker"] else ""
+            click.echo(click.style(f"  {label}{s['previous'][:400]}", dim=True))
+        label = f"{s['speaker']}: " if s["speaker"] else ""
+        click.echo(f"  {label}{_highlight(s['text'], evidence_terms(s))}")
         click.echo(f"Suggested: {click.style(s['code_id'], bold=True)} — {s['code_name']} "
                    f"(score {s['score']:.2f}, {s['method']}, run {s['model_run_id']})")
         click.echo(f"  {s['definition']}")
@@ -842,6 +844,7 @@ def review(coder, order, codes, retrain_every, create_coder, db_path):
         if key == "u":
             if history:
                 undo(db, history.pop())
+                answers -= 1
                 click.echo("Undone.")
             else:
                 click.echo("Nothing to undo.")

@@ -193,11 +193,24 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto") -> Suggeste
     return suggester
 
 
+def _readable(feature: str) -> str:
+    if feature.startswith("previous:"):
+        return "previous turn: " + _readable(feature[len("previous:"):])
+    kind, _, value = feature.partition(":")
+    if kind in ("w", "b"):
+        return value
+    if kind == "c":  # a character n-gram: show it as part of a word
+        return ("" if value.startswith("<") else "…") + value.strip("<>") + ("" if value.endswith(">") else "…")
+    if kind == "codebook":
+        return f"close to the codebook's {value}"
+    return feature
+
+
 def readable_evidence(features: list[str], code: str, top: int = 5) -> list[str]:
     """Words and phrases first (what a coder can check in the text), then the codebook match."""
     words = [f for f in features if not f.startswith(("codebook:", "role:", "speaker:"))]
     rest = [f for f in features if f == f"codebook:{code}" or f.startswith(("role:", "speaker:"))]
-    return (words[:top] + rest)[: top + 1]
+    return [_readable(f) for f in (words[:top] + rest)[: top + 1]]
 
 
 @dataclass

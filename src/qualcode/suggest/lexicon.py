@@ -43,7 +43,7 @@ class Lexicon:
             pairs = set()
             for doc in self.nlp.pipe(e.lower() for e in code.get("examples") or []):
                 words = [t for t in doc if t.is_alpha and not t.is_stop and len(t) > 2]
-                pairs.update(f"{a.text} {b.text}" for a, b in zip(words, words[1:]) if a.i + 1 == b.i)
+                pairs.update(f"{a.text} {b.text}" for a, b in zip(words, words[1:]))
             if pairs:
                 key = f"{code['id']}|example"
                 self.weight[key] = EXAMPLE_WEIGHT
