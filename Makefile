@@ -39,6 +39,7 @@ test: install
 
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/suggest.py
 
 # Refresh constraints.txt from the current virtualenv after changing dependencies.
 lock: install

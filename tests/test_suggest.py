@@ -187,3 +187,18 @@ def test_suggest_evaluate_accept_cli(gold_copy):
     assert result.exit_code == 0 and "baseline_balanced" in result.output
     result = runner.invoke(cli.cli, ["evaluate", "--test-where", "split=nope", "--db", db])
     assert result.exit_code == 1 and "test set is empty" in result.output
+
+
+def test_a_code_nobody_used_does_not_disable_the_others(gold_db):
+    """Rosa never used context.existing-structures; the other codes must still get a learned mix."""
+    from qualcode.suggest import train
+
+    db = open_project(gold_db)
+    codes = model_codes(db)
+    data = load_dataset(db, [c["id"] for c in codes], ["Rosa Delgado"])
+    suggester = train(data, codes)
+    unused = data.codes.index("context.existing-structures")
+    assert data.Y[:, unused].sum() == 0
+    stacked = [j for j, s in enumerate(suggester.combiner.stackers) if s is not None]
+    assert len(stacked) >= 10 and unused not in stacked
+    assert (suggester.thresholds != 0.5).sum() >= 10
