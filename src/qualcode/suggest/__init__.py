@@ -210,7 +210,8 @@ def readable_evidence(features: list[str], code: str, top: int = 5) -> list[str]
     """Words and phrases first (what a coder can check in the text), then the codebook match."""
     words = [f for f in features if not f.startswith(("codebook:", "role:", "speaker:"))]
     rest = [f for f in features if f == f"codebook:{code}" or f.startswith(("role:", "speaker:"))]
-    return [_readable(f) for f in (words[:top] + rest)[: top + 1]]
+    shown = list(dict.fromkeys(_readable(f) for f in words))[:top]  # "at" as a word and as a padded n-gram
+    return shown + [_readable(f) for f in rest][:1]
 
 
 @dataclass
