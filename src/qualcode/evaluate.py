@@ -22,7 +22,7 @@ from sklearn.metrics import cohen_kappa_score
 from sklearn.model_selection import GroupKFold
 
 from .coding import CodingError
-from .queries import attribute_sql
+from .queries import where_sql
 
 METHODS = ("combined", "model", "lexicon", "baseline", "baseline_balanced")
 
@@ -91,10 +91,7 @@ def evaluate(db: sqlite_utils.Database, codes: list[str] | None = None, coders: 
     data = data.subset(rows)
     truth_parts, predicted_parts, seconds = [], {m: [] for m in METHODS}, []
     if test_where:
-        clauses, params = [], []
-        for name, values in test_where.items():
-            clauses.append(f"{attribute_sql(name)} IN ({', '.join('?' * len(values))})")
-            params += values
+        clauses, params = where_sql(test_where)
         test_docs = {r["id"] for r in db.query(f"SELECT d.id FROM documents d WHERE {' AND '.join(clauses)}", params)}
         is_test = np.array([d in test_docs for d in data.documents])
         if not is_test.any() or is_test.all():

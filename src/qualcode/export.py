@@ -19,7 +19,7 @@ import sqlite_utils
 
 from .coding import CodingError
 from .memos import list_memos
-from .queries import attribute_sql, excerpts
+from .queries import excerpts, where_sql
 
 #: Speaker labels that name a role, not a person; they are kept as they are.
 GENERIC_SPEAKER = re.compile(r"^(?:I|R|Q|A|P\d+|Interviewer|Facilitator|Moderator|Respondent|Participant(?: \d+)?)$", re.I)
@@ -133,10 +133,8 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
 def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseudonymise: bool = False) -> list[dict]:
     """One row per segment with a 0/1 column per code (lessons rolled up), plus document attributes."""
     filters = filters or Filters()
-    clauses, params = ["1 = 1"], []
-    for name, values in filters.where.items():
-        clauses.append(f"{attribute_sql(name)} IN ({', '.join('?' * len(values))})")
-        params += list(values)
+    clauses, params = where_sql(filters.where)
+    clauses.insert(0, "1 = 1")
     segments = list(db.query(
         f"""SELECT s.id AS segment_id, s.document_id, d.title, d.kind, d.site, d.district, d.role, d.date,
                    d.attributes, s.seq AS segment, s.speaker

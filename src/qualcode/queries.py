@@ -26,6 +26,15 @@ def attribute_sql(name: str, alias: str = "d") -> str:
     return f"json_extract({alias}.attributes, '$.\"{name}\"')"
 
 
+def where_sql(where: dict[str, list[str]] | None) -> tuple[list[str], list]:
+    """SQL clauses (on documents ``d``) and parameters for ATTRIBUTE -> allowed values."""
+    clauses, params = [], []
+    for name, values in (where or {}).items():
+        clauses.append(f"{attribute_sql(name)} IN ({', '.join('?' * len(values))})")
+        params += list(values)
+    return clauses, params
+
+
 def _coder_filter(db: sqlite_utils.Database, coders: list[str] | None, alias: str = "x") -> tuple[str, list]:
     if not coders:
         return "", []
@@ -110,9 +119,9 @@ def excerpts(
         marks = ", ".join("?" * len(ids))
         clauses.append(f"(e.code_id IN ({marks}) OR e.lesson_id IN ({marks}))")
         params += ids + ids
-    for name, values in (where or {}).items():
-        clauses.append(f"{attribute_sql(name)} IN ({', '.join('?' * len(values))})")
-        params += list(values)
+    more, more_params = where_sql(where)
+    clauses += more
+    params += more_params
     if coders:
         for c in coders:
             find_coder(db, c)
