@@ -922,3 +922,27 @@ def evaluate(folds, test_where, coders, codes, estimator, fmt, db_path):
 
     result = run(_open(db_path), list(codes), list(coders), folds, test_where or None, estimator)
     click.echo(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--pseudonymise", is_flag=True, help="Replace every speaker's name, everywhere, with a pseudonym.")
+@click.option("--names", "names_file", type=click.Path(dir_okay=False), help="Other identifying names to replace: one per line, 'Name' or 'Name = Replacement'.")
+@click.option("--include-unpublished", is_flag=True, help="Keep documents marked unpublished.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@db_option
+def publish(out, pseudonymise, names_file, include_unpublished, force, db_path):
+    """Write a separate, read-only copy of the project for sharing.
+
+    \b
+    Example:
+        qualcode publish shared.db --pseudonymise --names names.txt
+    """
+    from .publish import publish as run
+    from .publish import read_names
+
+    names = read_names(names_file) if names_file else None
+    r = run(db_path, out, pseudonymise, names, include_unpublished, force)
+    click.echo(f"Published {out} (read-only): {_n(r['documents'], 'document')}, {_n(r['segments'], 'segment')}, "
+               f"{_n(r['codings'], 'coding')}; {r['dropped_documents']} unpublished dropped, "
+               f"{r['pseudonymised_documents']} pseudonymised")

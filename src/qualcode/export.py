@@ -36,7 +36,9 @@ class Filters:
 class Pseudonymiser:
     """Replaces each person's name with the same pseudonym everywhere in one export."""
 
-    def __init__(self, speakers: list[str | None]) -> None:
+    def __init__(self, speakers: list[str | None], extra: dict[str, str] | None = None) -> None:
+        """``extra``: other identifying names (people, schools) and their replacements,
+        matched as whole phrases, case-insensitively."""
         self.names: dict[str, str] = {}
         for speaker in speakers:
             if speaker and not GENERIC_SPEAKER.match(speaker) and speaker not in self.names:
@@ -46,11 +48,13 @@ class Pseudonymiser:
             parts = [name] + [p for p in re.split(r"[\s.]+", name) if len(p) >= 3 and p.lower() not in ("the", "and")]
             for part in parts:
                 patterns.append((re.compile(rf"\b{re.escape(part)}\b", re.I), alias))
+        for name, alias in (extra or {}).items():
+            patterns.append((re.compile(rf"\b{re.escape(name)}\b", re.I), alias))
         # Longest first, so "Priya Natarajan" is replaced before "Priya".
         self.patterns = sorted(patterns, key=lambda p: -len(p[0].pattern))
 
     @classmethod
-    def for_project(cls, db: sqlite_utils.Database) -> "Pseudonymiser":
+    def for_project(cls, db: sqlite_utils.Database, extra: dict[str, str] | None = None) -> "Pseudonymiser":
         """Every speaker in the project, numbered in order of first appearance.
 
         Built from the whole project rather than the rows exported, so an
@@ -58,7 +62,8 @@ class Pseudonymiser:
         their own turns is exported.
         """
         return cls([r["speaker"] for r in db.query(
-            "SELECT speaker, min(id) AS first FROM segments WHERE speaker IS NOT NULL GROUP BY speaker ORDER BY first")])
+            "SELECT speaker, min(id) AS first FROM segments WHERE speaker IS NOT NULL GROUP BY speaker ORDER BY first")],
+            extra)
 
     def speaker(self, name: str | None) -> str | None:
         return self.names.get(name, name) if name else name

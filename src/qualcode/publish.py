@@ -7,6 +7,7 @@ the pages and hooks we add later live beside the code that serves them.
 from __future__ import annotations
 
 import atexit
+import json
 import ipaddress
 import os
 import tempfile
@@ -61,3 +62,114 @@ def datasette_args(db_path: str | Path, metadata: dict, host: str, port: int) ->
         yaml.safe_dump(metadata, handle, sort_keys=False, allow_unicode=True)
     atexit.register(os.remove, handle.name)
     return ["serve", str(db_path), "--metadata", handle.name, "--host", host, "--port", str(port)]
+
+
+# --- a separate, read-only copy for sharing -----------------------------------------------------
+
+
+def read_names(path: str | Path) -> dict[str, str]:
+    """A per-project list of identifying names: one per line, ``Name`` or ``Name = Replacement``."""
+    path = Path(path)
+    if not path.is_file():
+        raise QualcodeError("no such names file", path)
+    names: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, _, replacement = line.partition("=")
+        if not name.strip():
+            raise QualcodeError("a line with a replacement but no name", path, number, hint="write 'Name = Replacement'")
+        names[name.strip()] = replacement.strip() or f"[name {len(names) + 1}]"
+    return names
+
+
+def _pseudonymise_documents(db, alias) -> int:
+    """Rewrite every document's text, re-deriving segment and span offsets so they still hold."""
+    changed = 0
+    for doc in list(db.query("SELECT id, title, site, district, role, text, attributes, source_path FROM documents")):
+        text = doc["text"]
+        segments = list(db.query("SELECT id, start_char, end_char, speaker FROM segments WHERE document_id = ? "
+                                 "ORDER BY start_char", [doc["id"]]))
+        pieces, cursor, new_offsets = [], 0, {}
+        position = 0
+        for seg in segments:
+            gap = alias.text(text[cursor:seg["start_char"]])
+            body = alias.text(text[seg["start_char"]:seg["end_char"]])
+            position += len(gap)
+            new_offsets[seg["id"]] = (position, position + len(body), seg["start_char"])
+            position += len(body)
+            pieces += [gap, body]
+            cursor = seg["end_char"]
+        pieces.append(alias.text(text[cursor:]))
+        new_text = "".join(pieces)
+        attributes = {k: alias.text(v) if isinstance(v, str) else v for k, v in json.loads(doc["attributes"]).items()}
+        fields = {k: alias.text(doc[k]) if doc[k] else doc[k] for k in ("title", "site", "district", "role", "source_path")}
+        db.execute("UPDATE documents SET text = ?, title = ?, site = ?, district = ?, role = ?, source_path = ?, "
+                   "attributes = ? WHERE id = ?",
+                   [new_text, *fields.values(), json.dumps(attributes, ensure_ascii=False), doc["id"]])
+        for seg in segments:
+            start, end, old_start = new_offsets[seg["id"]]
+            db.execute("UPDATE segments SET start_char = ?, end_char = ?, text = ?, speaker = ? WHERE id = ?",
+                       [start, end, new_text[start:end], alias.speaker(seg["speaker"]), seg["id"]])
+            for coding in list(db.query("SELECT id, start_char, end_char FROM codings WHERE segment_id = ? "
+                                        "AND start_char IS NOT NULL", [seg["id"]])):
+                a = start + len(alias.text(text[old_start:coding["start_char"]]))
+                b = a + len(alias.text(text[coding["start_char"]:coding["end_char"]]))
+                db.execute("UPDATE codings SET start_char = ?, end_char = ? WHERE id = ?", [a, b, coding["id"]])
+        changed += new_text != text
+    for table, column in (("codings", "memo"), ("memos", "text"), ("suggestions", "evidence")):
+        for row in list(db.query(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
+            db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [alias.text(row[column]), row["id"]])
+    return changed
+
+
+def publish(source: str | Path, out: str | Path, pseudonymise: bool = False, names: dict[str, str] | None = None,
+            include_unpublished: bool = False, force: bool = False) -> dict:
+    """Write a separate, read-only copy of a project for sharing.
+
+    Unpublished documents are dropped; with ``pseudonymise`` every speaker and
+    every listed name is replaced in all text, the full-text index is rebuilt
+    and the file vacuumed, so no replaced name survives anywhere in the file
+    (not in free pages, not in the index).
+    """
+    import sqlite3
+    import stat
+
+    import sqlite_utils
+
+    from .db import open_project
+    from .export import Pseudonymiser
+
+    source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
+        raise QualcodeError("the published copy must be a different file from the project", out)
+    if out.exists():
+        if not force:
+            raise QualcodeError("file exists", out, hint="choose another name or pass --force to replace it")
+        out.chmod(stat.S_IWUSR | stat.S_IRUSR)
+        out.unlink()
+    project = open_project(source, create=False)
+    target = sqlite3.connect(str(out))
+    project.conn.backup(target)
+    project.close()
+    try:
+        target.execute("PRAGMA journal_mode = DELETE")
+        target.execute("PRAGMA foreign_keys = ON")
+        db = sqlite_utils.Database(target)
+        with db.atomic():
+            dropped = 0
+            if not include_unpublished:
+                dropped = db.execute("DELETE FROM documents WHERE published = 0").rowcount
+            changed = 0
+            if pseudonymise or names:
+                alias = Pseudonymiser.for_project(db, names) if pseudonymise else Pseudonymiser([], names)
+                changed = _pseudonymise_documents(db, alias)
+            db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('rebuild')")
+            db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('optimize')")
+        target.execute("VACUUM")
+        counts = {t: target.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("documents", "segments", "codings")}
+    finally:
+        target.close()
+    out.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    return {**counts, "dropped_documents": dropped, "pseudonymised_documents": changed}
