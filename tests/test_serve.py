@@ -115,3 +115,41 @@ async def test_code_by_site_and_cooccurrence_views(gold_datasette, gold_db):
     response = await gold_datasette.client.get("/qualcode/cooccurrence.json?_shape=array&_size=max&level=1")
     view = {(r["code_a"], r["code_b"]): r["n12"] for r in response.json()}
     assert view == {(r["code_a"], r["code_b"]): r["n12"] for r in cooccurrence(db, "code")}
+
+
+async def test_canned_queries(gold_datasette, gold_db):
+    from qualcode import open_project
+
+    db = open_project(gold_db)
+    ds = gold_datasette
+
+    async def rows(query, **params):
+        qs = "&".join(f"{k}={v}" for k, v in params.items())
+        response = await ds.client.get(f"/qualcode/{query}.json?_shape=array&{qs}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    found = await rows("excerpts_for_code_at_site", code="support", site="Bayview+Elementary")
+    expected = db.execute("SELECT count(*) FROM excerpts WHERE lesson_id = 'support' AND site = 'Bayview Elementary'").fetchone()[0]
+    assert len(found) == expected > 0
+    matrix = await rows("code_by_site_matrix")
+    assert len(matrix) == 17 and all(r["total"] == r["harbor"] + r["cedar_valley"] + r["lakemont"] for r in matrix)
+    co = await rows("cooccurrence_for_code", code="scaling.spread")
+    assert co[0]["other_code"] == "scaling.deepening"
+    hits = await rows("search_lesson_excerpts", lesson="support", q="coaching")
+    assert hits and all(r["code_id"].startswith("support.") and "coach" in r["text"].lower() for r in hits)
+    turns = await rows("transcript", document="harbor-04-teacher-seacliff")
+    assert [t["seq"] for t in turns] == list(range(1, len(turns) + 1))
+    assert any(t["codes"] and "support.coaching" in t["codes"] for t in turns)
+
+
+async def test_internal_tables_hidden(gold_datasette):
+    response = await gold_datasette.client.get("/qualcode.json")
+    tables = {t["name"]: t["hidden"] for t in response.json()["tables"]}
+    assert tables["_sqlite_migrations"] and tables["segments_fts"]
+    assert not tables["segments"] and not tables["documents"]
+
+
+def test_serve_refuses_remote_host_without_flag(corpus_db):
+    result = CliRunner().invoke(cli.cli, ["serve", "--host", "0.0.0.0", "--db", str(corpus_db)])
+    assert result.exit_code == 1 and "pass --allow-remote" in result.output

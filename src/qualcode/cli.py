@@ -307,8 +307,9 @@ def status(db_path):
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; other than loopback exposes the data.")
 @click.option("--port", default=8001, show_default=True, type=int)
 @click.option("--metadata", type=click.Path(dir_okay=False), help="Datasette metadata (default: ./datasette-metadata.yml).")
+@click.option("--allow-remote", is_flag=True, help="Allow --host other than loopback (the transcripts become reachable).")
 @db_option
-def serve(host, port, metadata, db_path):
+def serve(host, port, metadata, allow_remote, db_path):
     """Browse the project in Datasette, on 127.0.0.1 by default.
 
     \b
@@ -321,6 +322,9 @@ def serve(host, port, metadata, db_path):
 
     _open(db_path).close()
     if not is_loopback(host):
+        if not allow_remote:
+            raise click.ClickException(f"refusing to serve on {host}: other machines could read the transcripts "
+                                       "— pass --allow-remote if that is what you want")
         click.echo(f"Warning: serving on {host} makes the transcripts reachable from other machines.", err=True)
     args = datasette_args(db_path, load_metadata(metadata, db_path), host, port)
     click.echo(f"Serving {db_path} at http://{host}:{port}/", err=True)
