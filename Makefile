@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DB     ?= qualcode.db
 PORT   ?= 8001
 
-.PHONY: demo demo-db test install lock bench clean
+.PHONY: demo demo-db test install browser lock bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) || { \
@@ -34,7 +34,14 @@ demo-db: install
 demo: demo-db
 	$(BIN)/qualcode serve --db $(DB) --port $(PORT)
 
-test: install
+# Browser tests use Debian's Chromium; install it when missing (root, as on CI and dev machines).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install chromium' (needed by the browser tests)"; exit 1; fi; }
+
+test: install browser
 	$(BIN)/python -m pytest
 
 bench: install

@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -57,29 +58,67 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_real_server_on_loopback(corpus_db):
+@pytest.fixture(scope="module")
+def server(gold_db):
+    """A real `qualcode serve` on 127.0.0.1, polled until it answers."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qualcode", "serve", "--db", str(corpus_db), "--port", str(port)],
+        [sys.executable, "-m", "qualcode", "serve", "--db", str(gold_db), "--port", str(port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/qualcode/documents.json?_shape=array&_size=100", timeout=2) as r:
-                    rows = json.loads(r.read())
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
                 break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
-                time.sleep(0.3)
-        assert len(rows) >= 18
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
-            assert "fictional sample" in r.read().decode()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
+            time.sleep(0.3)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_real_server_on_loopback(server):
+    with urllib.request.urlopen(f"{server}/qualcode/documents.json?_shape=array&_size=100", timeout=5) as r:
+        rows = json.loads(r.read())
+    assert len(rows) >= 18
+    with urllib.request.urlopen(f"{server}/", timeout=5) as r:
+        assert "fictional sample" in r.read().decode()
+
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--window-size=1280,1000"]
+
+
+@pytest.mark.parametrize(
+    "name,path,expected",
+    [
+        ("home", "/", "continuous improvement in three school districts"),
+        ("documents", "/qualcode/documents?_facet=district", "Harbor Unified (fictional)"),
+        ("excerpts", "/qualcode/excerpts?code_id=support.coaching", "Coaching"),
+        ("search", "/qualcode/segments?_search=coaching", "coach"),
+        ("transcript", "/qualcode/transcript?document=harbor-04-teacher-seacliff", "support.coaching"),
+    ],
+)
+def test_pages_render_in_chromium(server, tmp_path, name, path, expected):
+    assert shutil.which("chromium"), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    profile = tmp_path / "profile"
+    dom = subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", "--dump-dom", server + path],
+                         capture_output=True, text=True, timeout=90)
+    assert expected.lower() in dom.stdout.lower(), dom.stderr[-2000:]
+    shots = ROOT / "screenshots"
+    shots.mkdir(exist_ok=True)
+    png = shots / f"{name}.png"
+    png.unlink(missing_ok=True)
+    subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", f"--screenshot={png}", server + path],
+                   capture_output=True, timeout=90)
+    assert png.exists() and png.stat().st_size > 10_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_serve_refuses_missing_project(tmp_path):
