@@ -47,6 +47,7 @@ test: install browser
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/suggest.py
+	$(BIN)/python bench/serve.py
 
 # Refresh constraints.txt from the current virtualenv after changing dependencies.
 lock: install

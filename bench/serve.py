@@ -1,0 +1,114 @@
+"""Datasette response times on a large project, with a real server on 127.0.0.1.
+
+Builds a project of --segments segments (synthetic transcripts, ingested with
+qualcode, the lessons codebook loaded and about a third of segments coded by
+two coders), starts `qualcode serve`, and times table pages with facets and
+full-text searches. Target: median under 100 ms, 95th percentile under 300 ms.
+
+    python bench/serve.py [--segments 1000000] [--requests 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from qualcode import open_project
+from qualcode.codebook import load_codebook, sync_codebook
+from qualcode.ingest import IngestOptions, ingest_paths
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from ingest import transcript  # noqa: E402
+
+SITES = ["Bayview Elementary", "Seacliff Middle School", "Millbrook Elementary", "Ridgeview Middle School",
+         "Eastgate K-8 Academy", "Northside Middle School"]
+ROLES = ["principal", "teacher", "instructional coach", "district leader"]
+
+
+def build(tmp: Path, segments: int) -> Path:
+    rng = random.Random(3)
+    folder = tmp / "corpus"
+    folder.mkdir()
+    per_doc = 50  # about 50 turns in 2,500 words
+    for i in range(segments // per_doc):
+        text = transcript(rng, 2500).replace("site: Bench School", f"site: {rng.choice(SITES)}\nrole: {rng.choice(ROLES)}")
+        (folder / f"t{i:06d}.md").write_text(text)
+    path = tmp / "qualcode.db"
+    db = open_project(path)
+    sync_codebook(db, load_codebook(ROOT / "codebooks" / "lessons.yml"))
+    start = time.perf_counter()
+    result = ingest_paths(db, [folder], IngestOptions())
+    print(f"built {result.segments:,} segments in {time.perf_counter() - start:.0f} s")
+    codes = [r["id"] for r in db.query("SELECT id FROM codes WHERE depth = 1")]
+    with db.atomic():
+        db.execute("INSERT INTO coders (name, created_at) VALUES ('A', 'x'), ('B', 'x')")
+        ids = [r[0] for r in db.execute("SELECT id FROM segments")]
+        rows = [(sid, rng.choice(codes), coder, "import", "x") for sid in ids if rng.random() < 0.33 for coder in (1, 2)]
+        db.conn.executemany("INSERT OR IGNORE INTO codings (segment_id, code_id, coder_id, origin, created_at) "
+                            "VALUES (?, ?, ?, ?, ?)", rows)
+    db.execute("ANALYZE")
+    print(f"codings: {len(rows):,}")
+    db.close()
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--segments", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=40, help="requests per page")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build(Path(tmp), args.segments)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = subprocess.Popen([sys.executable, "-m", "qualcode", "serve", "--db", str(path), "--port", str(port)],
+                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}/qualcode"
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(base + ".json", timeout=5).read()
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            words = ["coach", "district", "teacher", "cycle", "meeting", "students", "principal", "data"]
+            pages = {
+                "segments page": "/segments?_size=50",
+                "segments facet speaker": "/segments?_size=50&_facet=speaker",
+                "documents facets": "/documents?_facet=site&_facet=role&_facet=kind",
+                "codings facets": "/codings?_facet=code_id&_facet=coder_id",
+                "search": "/segments?_search={w}&_size=50",
+                "search + facet": "/segments?_search={w}&_facet=speaker&_size=50",
+            }
+            every = []
+            print(f"{'page':<24} {'median ms':>9} {'p95 ms':>7}")
+            for label, url in pages.items():
+                times = []
+                for i in range(args.requests):
+                    target = base + url.format(w=urllib.parse.quote(words[i % len(words)]))
+                    start = time.perf_counter()
+                    with urllib.request.urlopen(target, timeout=60) as r:
+                        r.read()
+                    times.append((time.perf_counter() - start) * 1000)
+                every += times
+                p95 = statistics.quantiles(times, n=20)[-1]
+                print(f"{label:<24} {statistics.median(times):>9.0f} {p95:>7.0f}")
+            print(f"{'all':<24} {statistics.median(every):>9.0f} {statistics.quantiles(every, n=20)[-1]:>7.0f}")
+        finally:
+            server.terminate()
+            server.wait(10)
+
+
+if __name__ == "__main__":
+    main()
