@@ -192,3 +192,38 @@ async def test_internal_tables_hidden(gold_datasette):
 def test_serve_refuses_remote_host_without_flag(corpus_db):
     result = CliRunner().invoke(cli.cli, ["serve", "--host", "0.0.0.0", "--db", str(corpus_db)])
     assert result.exit_code == 1 and "pass --allow-remote" in result.output
+
+
+async def test_password_protected_serving(corpus_db, monkeypatch):
+    import base64
+
+    from datasette_auth_passwords.utils import hash_password
+
+    from qualcode.publish import with_password
+
+    monkeypatch.setenv("QUALCODE_PASSWORD_HASH", hash_password("s3cret-words"))
+    metadata = with_password(load_metadata(ROOT / "datasette-metadata.yml", corpus_db), "evaluator")
+    ds = Datasette([str(corpus_db)], metadata=metadata)
+
+    def auth(user, password):
+        return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+    assert (await ds.client.get("/qualcode/segments.json")).status_code == 401
+    assert (await ds.client.get("/qualcode/segments.json", headers=auth("evaluator", "wrong"))).status_code == 401
+    response = await ds.client.get("/qualcode/documents.json?_shape=array", headers=auth("evaluator", "s3cret-words"))
+    assert response.status_code == 200 and len(response.json()) >= 18
+
+
+def test_password_needs_the_hash(corpus_db, monkeypatch):
+    monkeypatch.delenv("QUALCODE_PASSWORD_HASH", raising=False)
+    result = CliRunner().invoke(cli.cli, ["serve", "--user", "evaluator", "--db", str(corpus_db)])
+    assert result.exit_code == 1 and "QUALCODE_PASSWORD_HASH is not set" in result.output
+
+
+def test_hash_password_command():
+    from datasette_auth_passwords.utils import verify_password
+
+    result = CliRunner().invoke(cli.cli, ["hash-password", "--password", "abc123"])
+    assert result.exit_code == 0 and verify_password("abc123", result.output.strip())
+    result = CliRunner().invoke(cli.cli, ["hash-password"], input="abc\nabd\nabc\nabc\n")
+    assert "do not match" in result.output.lower()

@@ -308,8 +308,9 @@ def status(db_path):
 @click.option("--port", default=8001, show_default=True, type=int)
 @click.option("--metadata", type=click.Path(dir_okay=False), help="Datasette metadata (default: ./datasette-metadata.yml).")
 @click.option("--allow-remote", is_flag=True, help="Allow --host other than loopback (the transcripts become reachable).")
+@click.option("--user", help="Require this user's password (hash in QUALCODE_PASSWORD_HASH) for every page.")
 @db_option
-def serve(host, port, metadata, allow_remote, db_path):
+def serve(host, port, metadata, allow_remote, user, db_path):
     """Browse the project in Datasette, on 127.0.0.1 by default.
 
     \b
@@ -318,7 +319,7 @@ def serve(host, port, metadata, allow_remote, db_path):
     """
     from datasette.cli import cli as datasette_cli
 
-    from .publish import datasette_args, is_loopback, load_metadata
+    from .publish import datasette_args, is_loopback, load_metadata, with_password
 
     _open(db_path).close()
     if not is_loopback(host):
@@ -326,7 +327,10 @@ def serve(host, port, metadata, allow_remote, db_path):
             raise click.ClickException(f"refusing to serve on {host}: other machines could read the transcripts "
                                        "— pass --allow-remote if that is what you want")
         click.echo(f"Warning: serving on {host} makes the transcripts reachable from other machines.", err=True)
-    args = datasette_args(db_path, load_metadata(metadata, db_path), host, port)
+    data = load_metadata(metadata, db_path)
+    if user:
+        data = with_password(data, user)
+    args = datasette_args(db_path, data, host, port)
     click.echo(f"Serving {db_path} at http://{host}:{port}/", err=True)
     datasette_cli.main(args, prog_name="datasette")
 
@@ -950,3 +954,21 @@ def publish(out, pseudonymise, names_file, include_unpublished, force, db_path):
     click.echo(f"Published {out} (read-only): {_n(r['documents'], 'document')}, {_n(r['segments'], 'segment')}, "
                f"{_n(r['codings'], 'coding')}; {r['dropped_documents']} unpublished dropped, "
                f"{r['pseudonymised_documents']} pseudonymised")
+
+
+@cli.command("hash-password")
+@click.option("--password", help="The password (asked for, hidden, when not given).")
+def hash_password(password):
+    """Print a password hash for `qualcode serve --user NAME`.
+
+    \b
+    Example:
+        export QUALCODE_PASSWORD_HASH=$(qualcode hash-password)
+        qualcode serve --user evaluator
+    """
+    from datasette_auth_passwords.utils import hash_password as make_hash
+
+    if not password:
+        # Prompts go to stderr so that $(qualcode hash-password) captures only the hash.
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    click.echo(make_hash(password))

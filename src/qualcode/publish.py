@@ -46,6 +46,27 @@ def load_metadata(path: str | Path | None, db_path: str | Path) -> dict:
     return data
 
 
+PASSWORD_ENV = "QUALCODE_PASSWORD_HASH"
+
+
+def with_password(metadata: dict, user: str) -> dict:
+    """Require HTTP Basic authentication as ``user`` for every page and API call.
+
+    The password hash is read by datasette-auth-passwords from the environment
+    variable QUALCODE_PASSWORD_HASH (made with `qualcode hash-password`), so it
+    never sits in a file next to the transcripts.
+    """
+    if not os.environ.get(PASSWORD_ENV):
+        raise QualcodeError(f"{PASSWORD_ENV} is not set",
+                            hint=f"run `qualcode hash-password` and export {PASSWORD_ENV}=<the hash>")
+    data = dict(metadata)
+    plugins = dict(data.get("plugins") or {})
+    plugins["datasette-auth-passwords"] = {"http_basic_auth": True, f"{user}_password_hash": {"$env": PASSWORD_ENV}}
+    data["plugins"] = plugins
+    data["allow"] = {"id": user}
+    return data
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
