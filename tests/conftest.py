@@ -69,6 +69,19 @@ def gold_db(corpus_db, tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def gold_copy(gold_db, tmp_path):
+    """A private copy of the gold project, for tests that change it."""
+    import shutil
+
+    source = open_project(gold_db)
+    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    source.close()
+    path = tmp_path / "qualcode.db"
+    shutil.copy(gold_db, path)
+    return path
+
+
 def gold_rows() -> list[dict]:
     """The coding spreadsheets, read independently of qualcode."""
     import csv

@@ -5,7 +5,7 @@ from click.testing import CliRunner
 
 from qualcode import cli
 
-from .conftest import LESSONS, ROOT, dump
+from .conftest import ROOT, dump
 
 
 def all_commands(group=cli.cli, prefix=()):

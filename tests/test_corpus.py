@@ -5,8 +5,6 @@ import re
 import sqlite3
 from collections import Counter, defaultdict
 
-import pytest
-
 from .conftest import CORPORA
 
 MANIFEST = CORPORA / "manifest.csv"

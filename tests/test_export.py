@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from qualcode import cli, open_project
-from qualcode.export import Filters, build_report, code_matrix, quote_rows
+from qualcode.export import Filters, build_report, quote_rows
 
 from .conftest import CORPORA, gold_rows
 

@@ -11,15 +11,9 @@ from .conftest import dump
 
 
 @pytest.fixture
-def project(gold_db, tmp_path):
+def project(gold_copy):
     """A copy of the coded corpus with one unpublished document and a coded span."""
-    import shutil
-
-    path = tmp_path / "project.db"
-    source = open_project(gold_db)
-    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    source.close()
-    shutil.copy(gold_db, path)
+    path = gold_copy
     db = open_project(path)
     with db.atomic():
         db.execute("UPDATE documents SET published = 0 WHERE id = 'cedar-07-site-visit-notes'")

@@ -1,5 +1,4 @@
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -14,16 +13,6 @@ from qualcode.suggest import load_dataset, model_codes, suggest
 from qualcode.suggest.features import Featurizer, Item
 from qualcode.suggest.lexicon import Lexicon
 from qualcode.suggest.review import Retrainer, decide, decide_batch, queue, undo
-
-
-@pytest.fixture
-def gold_copy(gold_db, tmp_path):
-    path = tmp_path / "qualcode.db"
-    source = open_project(gold_db)
-    source.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    source.close()
-    shutil.copy(gold_db, path)
-    return path
 
 
 def test_lexicon_matches_terms_on_lemmas():

@@ -435,7 +435,7 @@ def rename_code(db: sqlite_utils.Database, code_id: str, new_id: str | None = No
 
 def move_code(db: sqlite_utils.Database, code_id: str, parent: str | None) -> MaintenanceResult:
     """Move a code under another parent (or to the top level); its id follows the new parent."""
-    code = _code(db, code_id)
+    _code(db, code_id)  # refuse an unknown code before touching anything
     if parent:
         _code(db, parent)
     leaf = code_id.rsplit(".", 1)[-1]
