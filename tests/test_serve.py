@@ -5,6 +5,7 @@ import sys
 import time
 import urllib.request
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -102,6 +103,7 @@ CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disabl
         ("excerpts", "/qualcode/excerpts?code_id=support.coaching", "Coaching"),
         ("search", "/qualcode/segments?_search=coaching", "coach"),
         ("transcript", "/qualcode/transcript?document=harbor-04-teacher-seacliff", "support.coaching"),
+        ("codebook", "/qualcode/codebook_tree", "<strong>Definition.</strong>"),
     ],
 )
 def test_pages_render_in_chromium(server, tmp_path, name, path, expected):
@@ -118,6 +120,21 @@ def test_pages_render_in_chromium(server, tmp_path, name, path, expected):
                    capture_output=True, timeout=90)
     assert png.exists() and png.stat().st_size > 10_000
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_dashboard_charts_render_in_chromium(server, tmp_path):
+    """Vega draws each chart as an SVG with class "marks" once its query has answered."""
+    dom = subprocess.run([*CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
+                          "--dump-dom", server + "/-/dashboards/findings"], capture_output=True, text=True, timeout=90)
+    charts = re.findall(r'<svg[^>]*class="marks"', dom.stdout)
+    assert len(charts) == 3, dom.stderr[-2000:]  # by site, by role, co-occurrence
+    assert "Coaching fitted to the person" in dom.stdout  # an axis label: the data arrived
+    png = ROOT / "screenshots" / "dashboard.png"
+    png.parent.mkdir(exist_ok=True)
+    subprocess.run([*CHROMIUM, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
+                    "--window-size=1400,1800", f"--screenshot={png}", server + "/-/dashboards/findings"],
+                   capture_output=True, timeout=90)
+    assert png.stat().st_size > 50_000
 
 
 def test_serve_refuses_missing_project(tmp_path):
@@ -226,3 +243,103 @@ def test_hash_password_command():
     assert result.exit_code == 0 and verify_password("abc123", result.output.strip())
     result = CliRunner().invoke(cli.cli, ["hash-password"], input="abc\nabd\nabc\nabc\n")
     assert "do not match" in result.output.lower()
+
+
+def dashboard():
+    data = load_metadata(ROOT / "datasette-metadata.yml", ROOT / "qualcode.db")
+    return data["plugins"]["datasette-dashboards"]["findings"]
+
+
+async def chart_rows(ds, chart, **params):
+    """Run a dashboard chart's query the way the plugin does: optional [[ ... ]] parts kept when their parameter is set."""
+    sql = chart["query"]
+    sql = re.sub(r"\[\[(.*?)\]\]", lambda m: m.group(1) if any(f":{p}" in m.group(1) for p in params) else "", sql)
+    response = await ds.client.get("/qualcode.json", params={"sql": sql, "_shape": "array", **params})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_dashboard_is_listed_and_its_charts_answer(gold_datasette, gold_db):
+    from qualcode import open_project
+    from qualcode.queries import frequencies
+
+    response = await gold_datasette.client.get("/-/dashboards/findings")
+    assert response.status_code == 200 and "Findings at a glance" in response.text
+    charts = dashboard()["charts"]
+    db = open_project(gold_db)
+    by_role = await chart_rows(gold_datasette, charts["by-role"])
+    expected = {(r["code_id"], r["value"] or "unknown"): r["segments"] for r in frequencies(db, "role", "code")}
+    names = {c["name"]: c["id"] for c in db["codes"].rows}
+    assert {(names[r["code"]], r["role"]): r["segments"] for r in by_role} == expected
+    one_district = await chart_rows(gold_datasette, charts["by-site"], lesson="support",
+                                    district="Lakemont City Schools (fictional)")
+    sites = {r["site"] for r in db["documents"].rows_where("district = ?", ["Lakemont City Schools (fictional)"])}
+    assert one_district and {r["site"] for r in one_district} <= sites
+    assert all(names[r["code"]].startswith("support.") for r in one_district)
+    coded = await chart_rows(gold_datasette, charts["coded"])
+    assert coded[0]["n"] == db.execute("SELECT count(DISTINCT segment_id) FROM codings").fetchone()[0]
+    matrix = await chart_rows(gold_datasette, charts["cooccurrence"])
+    assert {(r["a"], r["b"]) for r in matrix} == {(r["b"], r["a"]) for r in matrix}  # symmetric
+
+
+def test_dashboard_follows_the_database_name(tmp_path):
+    data = load_metadata(ROOT / "datasette-metadata.yml", tmp_path / "study.db")
+    findings = data["plugins"]["datasette-dashboards"]["findings"]
+    assert {c.get("db") for c in findings["charts"].values()} == {"study", None}  # None: the Markdown note
+
+
+async def test_codebook_tree_reads_in_codebook_order(gold_datasette):
+    from qualcode.codebook import load_codebook
+
+    from .conftest import LESSONS
+
+    def walk(codes):
+        for code in codes:
+            yield code.id
+            yield from walk(code.children)
+
+    response = await gold_datasette.client.get("/qualcode/codebook_tree.json?_shape=array&_size=max")
+    rows = response.json()
+    assert [r["code_id"] for r in rows] == list(walk(load_codebook(LESSONS).codes))
+    lesson = next(r for r in rows if r["code_id"] == "support")
+    children = [r for r in rows if r["lesson_id"] == "support" and r["depth"] == 1]
+    assert lesson["coded_segments"] >= max(r["coded_segments"] for r in children) > 0
+    assert all(r["code"].startswith("\u2003\u2003└ ") for r in children)
+    page = await gold_datasette.client.get("/qualcode/codebook_tree")
+    assert "<strong>Not when:</strong>" in page.text and "<blockquote>" in page.text  # Markdown rendered
+
+
+async def test_suggestions_to_review_view(gold_copy):
+    """Pending suggestions only, best first; a decided one leaves the view."""
+    from qualcode import open_project
+    from qualcode.suggest.review import decide
+
+    db = open_project(gold_copy)
+    segment = db.execute("SELECT id FROM segments ORDER BY id LIMIT 1").fetchone()[0]
+    db["suggestions"].insert_all(
+        [{"segment_id": segment + i, "code_id": code, "score": score, "method": "lexicon",
+          "evidence": '{"terms": ["coach", "mentor"]}', "created_at": "2026-11-23T00:00:00+00:00"}
+         for i, (code, score) in enumerate([("support.coaching", 0.9), ("scaling.spread", 0.4), ("context.relationships", 0.7)])])
+    ds = Datasette([str(gold_copy)], metadata=load_metadata(ROOT / "datasette-metadata.yml", gold_copy))
+    rows = (await ds.client.get("/qualcode/suggestions_to_review.json?_shape=array&_size=max")).json()
+    assert [(r["code_id"], r["score"]) for r in rows] == [("support.coaching", 0.9), ("context.relationships", 0.7), ("scaling.spread", 0.4)]
+    assert rows[0]["terms"] == "coach, mentor" and rows[0]["segment"].endswith(":1")
+    decide(db, rows[0]["suggestion_id"], "Rosa Delgado", accept=False)
+    rows = (await ds.client.get("/qualcode/suggestions_to_review.json?_shape=array&_size=max")).json()
+    assert [r["code_id"] for r in rows] == ["context.relationships", "scaling.spread"]
+
+
+async def test_search_modes(gold_datasette):
+    """Segments take FTS5 syntax (raw); excerpts take words as typed, apostrophes and all."""
+    near = (await gold_datasette.client.get(
+        "/qualcode/segments.json", params={"_search": "NEAR(coach principal, 5)", "_shape": "array", "_size": "max"})).json()
+    both = (await gold_datasette.client.get(
+        "/qualcode/segments.json", params={"_search": "coach principal", "_shape": "array", "_size": "max"})).json()
+    assert near and len(near) < len(both)
+    prefix = (await gold_datasette.client.get(
+        "/qualcode/segments.json", params={"_search": "scal*", "_shape": "array", "_size": "max"})).json()
+    assert prefix and all("scal" in r["text"].lower() for r in prefix)
+    response = await gold_datasette.client.get(
+        "/qualcode/excerpts.json", params={"_search": "don't know", "_shape": "array", "_size": "max"})
+    assert response.status_code == 200
+    assert response.json() and all("know" in r["text"].lower() for r in response.json())

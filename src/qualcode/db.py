@@ -304,3 +304,48 @@ def _m0002_views(db: sqlite_utils.Database) -> None:
         GROUP BY a.code_id, b.code_id;
         """
     )
+
+
+@migrations(name="0003_publish_views")
+def _m0003_publish_views(db: sqlite_utils.Database) -> None:
+    """Views for reading the project in Datasette: the codebook as a tree, the review queue."""
+    db.executescript(
+        """
+        -- The codebook in reading order, indented by depth, with the guidance a
+        -- coder needs written as Markdown (Datasette renders it).
+        CREATE VIEW codebook_tree AS
+        WITH RECURSIVE tree(id, path) AS (
+            SELECT id, printf('%06d', sort_order) FROM codes WHERE parent_id IS NULL
+            UNION ALL
+            SELECT c.id, tree.path || '/' || printf('%06d', c.sort_order)
+            FROM codes c JOIN tree ON c.parent_id = tree.id
+        )
+        SELECT replace(hex(zeroblob(k.depth)), '00', '\u2003\u2003')
+                 || CASE WHEN k.depth > 0 THEN '└ ' ELSE '' END || k.name AS code,
+               '**Definition.** ' || k.definition
+                 || coalesce(char(10, 10) || '**Use when:** ' || k.include, '')
+                 || coalesce(char(10, 10) || '**Not when:** ' || k.exclude, '')
+                 || coalesce((SELECT char(10, 10) || '**Examples:**' || char(10, 10)
+                                     || group_concat('> ' || e.value, char(10, 10))
+                              FROM json_each(k.examples) e), '') AS guidance,
+               (SELECT count(DISTINCT x.segment_id) FROM coded_segments x
+                WHERE x.code_id = k.id) AS coded_segments,
+               (SELECT group_concat(t.value, ', ') FROM json_each(k.terms) t) AS terms,
+               k.id AS code_id, k.lesson_id, k.depth, k.codebook_id, k.archived,
+               tree.path AS sort_key
+        FROM tree JOIN codes k ON k.id = tree.id;
+
+        CREATE VIEW suggestions_to_review AS
+        SELECT x.id AS suggestion_id, d.id || ':' || s.seq AS segment,
+               d.title, d.site, d.district, d.role, s.speaker, s.text,
+               x.code_id, k.name AS code_name, k.lesson_id, round(x.score, 3) AS score,
+               x.method,
+               (SELECT group_concat(t.value, ', ') FROM json_each(x.evidence, '$.terms') t) AS terms,
+               x.model_run_id, x.created_at
+        FROM suggestions x
+        JOIN segments s ON s.id = x.segment_id
+        JOIN documents d ON d.id = s.document_id
+        JOIN codes k ON k.id = x.code_id
+        WHERE x.status = 'pending';
+        """
+    )

@@ -43,6 +43,11 @@ def load_metadata(path: str | Path | None, db_path: str | Path) -> dict:
     name = Path(db_path).stem
     if METADATA_DATABASE in databases and name != METADATA_DATABASE:
         databases[name] = databases.pop(METADATA_DATABASE)
+    # Dashboard charts and filters name their database too.
+    for dashboard in ((data.get("plugins") or {}).get("datasette-dashboards") or {}).values():
+        for part in [*(dashboard.get("charts") or {}).values(), *(dashboard.get("filters") or {}).values()]:
+            if part.get("db") == METADATA_DATABASE:
+                part["db"] = name
     return data
 
 
