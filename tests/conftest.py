@@ -91,3 +91,11 @@ def gold_rows() -> list[dict]:
         with sheet.open(newline="") as f:
             rows.extend(csv.DictReader(f))
     return rows
+
+
+def assert_excerpts_current(conn) -> None:
+    """The excerpts table, kept by triggers, matches the view it is copied from."""
+    table = conn.execute("SELECT * FROM excerpts ORDER BY excerpt_id").fetchall()
+    source = conn.execute("SELECT * FROM excerpt_source ORDER BY excerpt_id").fetchall()
+    assert table == source
+    assert len(table) == conn.execute("SELECT count(*) FROM codings").fetchone()[0]

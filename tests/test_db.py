@@ -86,3 +86,33 @@ def test_fts_follows_segments(db):
     with db.atomic():
         db.execute("DELETE FROM segments")
     assert hits("budget") == 0
+
+
+def test_excerpts_table_follows_every_change(gold_copy):
+    """Coding, uncoding, spans, renames, merges, moves, coder names and deletions all reach excerpts."""
+    from qualcode.codebook import merge_codes, move_code, rename_code
+    from qualcode.coding import apply_code, remove_code
+
+    from .conftest import assert_excerpts_current
+
+    db = open_project(gold_copy)
+    assert_excerpts_current(db.conn)
+    apply_code(db, "harbor-04-teacher-seacliff:3", "support.coaching", "Rosa Delgado", span="0:10", memo="a span")
+    coded = db.execute("SELECT s.document_id || ':' || s.seq FROM codings g JOIN segments s ON s.id = g.segment_id "
+                       "JOIN coders c ON c.id = g.coder_id WHERE c.name = 'Rosa Delgado' AND g.code_id = 'support.coaching' "
+                       "AND g.start_char IS NULL LIMIT 1").fetchone()[0]
+    remove_code(db, coded, "support.coaching", "Rosa Delgado")
+    rename_code(db, "support.coaching", new_id="support.coaching-fit", name="Coaching that fits")
+    rename_code(db, "support", name="Support, differentiated")
+    merge_codes(db, "scaling.spread", "scaling.deepening")
+    move_code(db, "context.relationships", "purpose")
+    db.execute("UPDATE coders SET name = 'R. Delgado' WHERE name = 'Rosa Delgado'")
+    db.execute("UPDATE documents SET site = 'Renamed School', title = 'Renamed' WHERE id = 'harbor-04-teacher-seacliff'")
+    db.execute("UPDATE segments SET speaker = 'Someone' WHERE id = (SELECT min(segment_id) FROM codings)")
+    assert_excerpts_current(db.conn)
+    names = {r[0] for r in db.execute("SELECT DISTINCT lesson_name FROM excerpts WHERE lesson_id = 'support'")}
+    assert names == {"Support, differentiated"}
+    assert db.execute("SELECT count(*) FROM excerpts WHERE code_id = 'support.coaching-fit'").fetchone()[0] > 0
+    db.execute("DELETE FROM documents WHERE id = 'harbor-04-teacher-seacliff'")  # cascades to segments and codings
+    assert db.execute("SELECT count(*) FROM excerpts WHERE document_id = 'harbor-04-teacher-seacliff'").fetchone()[0] == 0
+    assert_excerpts_current(db.conn)

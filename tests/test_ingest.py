@@ -9,7 +9,7 @@ from qualcode import cli
 from qualcode.ingest import IngestOptions, TableMapping, ingest_paths
 from qualcode.ingest.segment import speaker_turns
 
-from .conftest import dump
+from .conftest import assert_excerpts_current, dump
 
 INTERVIEW = """\
 ---
@@ -320,6 +320,7 @@ def test_changed_file_needs_replace_and_keeps_codings(coded_db, tmp_path):
     text = db.execute("SELECT text FROM documents").fetchone()[0]
     assert text[span[0]:span[1]] == "grant"
     check_offsets(db)
+    assert_excerpts_current(db.conn)
     hits = db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'district'").fetchone()[0]
     assert hits == 1
 

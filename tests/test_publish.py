@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from qualcode import cli, open_project
 from qualcode.publish import publish, read_names
 
-from .conftest import dump
+from .conftest import assert_excerpts_current, dump
 
 
 @pytest.fixture
@@ -51,6 +51,7 @@ def test_published_copy_exposes_no_listed_name(project, tmp_path):
         assert texts[doc][start:end] in text
     assert conn.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'natarajan'").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'participant'").fetchone()[0] > 0
+    assert_excerpts_current(conn)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     assert not os.access(out, os.W_OK) or os.geteuid() == 0
     assert oct(out.stat().st_mode & 0o777) == "0o444"

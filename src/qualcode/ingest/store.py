@@ -201,9 +201,8 @@ def _import_codings(db: sqlite_utils.Database, doc_id: str, parsed: Parsed, crea
     coders = {name: coder_id(db, name) for name in {c.coder for c in parsed.codings}}
     stamp = now()
     rows = [(seg_ids[c.seq], codes[c.code], coders[c.coder], stamp) for c in parsed.codings]
-    before = db.execute("SELECT total_changes()").fetchone()[0]
-    db.conn.executemany(
+    cursor = db.conn.executemany(  # rowcount sums the inserts, not the rows triggers write
         "INSERT OR IGNORE INTO codings (segment_id, code_id, coder_id, origin, created_at) VALUES (?, ?, ?, 'import', ?)",
         rows,
     )
-    return db.execute("SELECT total_changes()").fetchone()[0] - before
+    return cursor.rowcount
