@@ -115,7 +115,7 @@ def main() -> None:
             pages = {
                 "segments (speaker facet)": ("/segments?_size=50", [""]),
                 "documents (4 facets)": ("/documents", [""]),
-                "codings (3 facets)": ("/codings", [""]),
+                "codings (2 facets)": ("/codings", [""]),
                 "excerpts of one code": ("/excerpts?code_id={w}", codes),
                 "excerpts, all (5 facets)": ("/excerpts", [""]),
                 **{f"search, {band} word": ("/segments?_search={w}", words) for band, words in bands.items()},
