@@ -652,12 +652,14 @@ def export_filters(fn):
     fn = click.option("--site", "sites", multiple=True, help="Only these sites.")(fn)
     fn = click.option("--role", "roles", multiple=True, help="Only these roles.")(fn)
     fn = click.option("--where", "-w", multiple=True, callback=_where_pairs, help="ATTRIBUTE=VALUE (repeatable).")(fn)
+    fn = click.option("--all-coders", is_flag=True,
+                      help="Every coder's codings, even once a consensus exists (which is the default then).")(fn)
     fn = click.option("--coder", "coders", multiple=True, help="Only these coders' codings.")(fn)
     fn = click.option("--pseudonymise", is_flag=True, help="Replace speaker names with consistent pseudonyms.")(fn)
     return db_option(fn)
 
 
-def _filters(codes, sites, roles, where, coders, search=None):
+def _filters(codes, sites, roles, where, coders, all_coders, search=None):
     from .export import Filters
 
     where = dict(where)
@@ -665,7 +667,7 @@ def _filters(codes, sites, roles, where, coders, search=None):
         where.setdefault("site", []).extend(sites)
     if roles:
         where.setdefault("role", []).extend(roles)
-    return Filters(codes=list(codes), where=where, coders=list(coders), search=search)
+    return Filters(codes=list(codes), where=where, coders=list(coders), search=search, all_coders=all_coders)
 
 
 @cli.group()
@@ -677,7 +679,7 @@ def export():
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--search", help="Full-text search in the excerpts' segments.")
 @export_filters
-def export_quotes(out, search, codes, sites, roles, where, coders, pseudonymise, db_path):
+def export_quotes(out, search, codes, sites, roles, where, coders, all_coders, pseudonymise, db_path):
     """Quote table (.csv or .xlsx): one row per coded segment or span.
 
     \b
@@ -686,7 +688,7 @@ def export_quotes(out, search, codes, sites, roles, where, coders, pseudonymise,
     """
     from .export import quote_rows, write_table
 
-    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, search), pseudonymise)
+    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders, search), pseudonymise)
     write_table(rows, out)
     click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
 
@@ -694,7 +696,7 @@ def export_quotes(out, search, codes, sites, roles, where, coders, pseudonymise,
 @export.command("matrix")
 @click.argument("out", type=click.Path(dir_okay=False))
 @export_filters
-def export_matrix(out, codes, sites, roles, where, coders, pseudonymise, db_path):
+def export_matrix(out, codes, sites, roles, where, coders, all_coders, pseudonymise, db_path):
     """Code matrix (.csv or .xlsx): one row per segment, a 0/1 column per code.
 
     \b
@@ -703,7 +705,7 @@ def export_matrix(out, codes, sites, roles, where, coders, pseudonymise, db_path
     """
     from .export import code_matrix, write_table
 
-    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders), pseudonymise)
+    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
     write_table(rows, out)
     click.echo(f"Wrote {_n(len(rows), 'segment')} to {out}")
 
@@ -712,7 +714,7 @@ def export_matrix(out, codes, sites, roles, where, coders, pseudonymise, db_path
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--max-per-code", type=int, help="Cap on excerpts per code (taken in turn from each document).")
 @export_filters
-def export_report(out, max_per_code, codes, sites, roles, where, coders, pseudonymise, db_path):
+def export_report(out, max_per_code, codes, sites, roles, where, coders, all_coders, pseudonymise, db_path):
     """Report (.md or .docx): a chapter per lesson, a section per code, cited quotes.
 
     \b
@@ -721,7 +723,7 @@ def export_report(out, max_per_code, codes, sites, roles, where, coders, pseudon
     """
     from .export import build_report, write_report
 
-    report = build_report(_open(db_path), _filters(codes, sites, roles, where, coders), max_per_code, pseudonymise)
+    report = build_report(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), max_per_code, pseudonymise)
     write_report(report, out)
     quotes = sum(len(c["quotes"]) for lesson in report.lessons for c in lesson["codes"])
     click.echo(f"Wrote {_n(quotes, 'excerpt')} in {_n(len(report.lessons), 'lesson')} to {out}")
@@ -730,7 +732,7 @@ def export_report(out, max_per_code, codes, sites, roles, where, coders, pseudon
 @export.command("json")
 @click.argument("out", type=click.Path(dir_okay=False))
 @export_filters
-def export_json(out, codes, sites, roles, where, coders, pseudonymise, db_path):
+def export_json(out, codes, sites, roles, where, coders, all_coders, pseudonymise, db_path):
     """The quote table as JSON, for other programs.
 
     \b
@@ -739,7 +741,7 @@ def export_json(out, codes, sites, roles, where, coders, pseudonymise, db_path):
     """
     from .export import quote_rows, write_json
 
-    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders), pseudonymise)
+    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
     write_json(rows, out)
     click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
 
@@ -805,8 +807,10 @@ def _highlight(text: str, terms: list[str]) -> str:
 @click.option("--code", "codes", multiple=True, help="Only suggestions of these codes.")
 @click.option("--retrain-every", default=10, show_default=True, type=int, help="Retrain in the background after this many answers (0: never).")
 @click.option("--create-coder", is_flag=True, help="Create the coder if they are new.")
+@click.option("--blind/--no-blind", default=None,
+              help="Only suggestions that cannot echo other coders (default: on when the coder has blind assignments).")
 @db_option
-def review(coder, order, codes, retrain_every, create_coder, db_path):
+def review(coder, order, codes, retrain_every, create_coder, blind, db_path):
     """Review suggestions one by one: accept, reject, skip, choose another code, undo, quit.
 
     \b
@@ -817,15 +821,23 @@ def review(coder, order, codes, retrain_every, create_coder, db_path):
     from .coding import find_coder
     from .suggest.review import Retrainer, decide, evidence_terms, queue, undo
 
+    from .team import is_blind
+
     db = _open(db_path)
     with db.atomic():
         find_coder(db, coder, create_coder)
-    retrainer = Retrainer(db_path, list(codes) or None)
+    if blind is None:
+        blind = is_blind(db, coder)
+    if blind:
+        click.echo(f"Blind review: only suggestions from the codebook or from {coder}'s own codings.")
+    retrainer = Retrainer(db_path, list(codes) or None, [coder] if blind else None)
     history, skipped, answers = [], set(), 0
     while True:
-        items = [q for q in queue(db, coder, order, list(codes)) if q["id"] not in skipped]
+        items = [q for q in queue(db, coder, order, list(codes), blind=blind) if q["id"] not in skipped]
         if not items:
-            click.echo("No suggestions left to review.")
+            click.echo("No suggestions left to review."
+                       + (f" (Blind: run `qualcode suggest --coder \"{coder}\"` for suggestions from your own codings.)"
+                          if blind else ""))
             break
         s = items[0]
         evidence = json.loads(s["evidence"] or "{}")
@@ -972,3 +984,217 @@ def hash_password(password):
         # Prompts go to stderr so that $(qualcode hash-password) captures only the hash.
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     click.echo(make_hash(password))
+
+
+# --- team coding --------------------------------------------------------------------------------
+
+
+def _names(ctx, param, value):
+    """--coders A,B (or repeated) as a list of names."""
+    names = [n.strip() for v in (value or ()) for n in v.split(",") if n.strip()]
+    return names or None
+
+
+@cli.command()
+@click.option("--coders", multiple=True, callback=_names, help="Coders to compare, A,B[,C] (default: everyone but consensus coders).")
+@click.option("--level", type=click.Choice(["code", "lesson"]), default="code", show_default=True,
+              help="Sub-codes, or lessons with their sub-codes rolled up.")
+@click.option("--code", "codes", multiple=True, help="Only these codes.")
+@click.option("--min-positives", default=10, show_default=True, help="Warn below this many positive units.")
+@FORMAT
+@db_option
+def agreement(coders, level, codes, min_positives, fmt, db_path):
+    """Inter-coder agreement per code and pooled: percent, positive, kappa, alpha, overlap.
+
+    The unit is a segment in a document every coder coded; see the README for
+    each statistic's formula.
+
+    \b
+    Example:
+        qualcode agreement --coders "Rosa Delgado,Sam Okonjo" --level lesson
+    """
+    from .agreement import COLUMNS, agreement as run, rows
+
+    report = run(_open(db_path), coders, level, list(codes), min_positives)
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        return
+    if fmt == "table":
+        click.echo(f"{' and '.join(report.coders)}: {_n(len(report.documents), 'document')} coded by all, "
+                   f"{_n(report.pooled.units // max(len(report.figures), 1), 'segment')}")
+    _emit(rows(report), fmt, COLUMNS)
+
+
+@cli.command()
+@click.option("--coders", multiple=True, callback=_names, required=True, help="The coders to compare, A,B.")
+@click.option("--code", "codes", multiple=True, help="Only these codes (a lesson means its sub-codes).")
+@FORMAT
+@db_option
+def disagreements(coders, codes, fmt, db_path):
+    """Each segment where the coders differ on a code, side by side, with their memos.
+
+    \b
+    Example:
+        qualcode disagreements --coders "Rosa Delgado,Sam Okonjo" --code support
+    """
+    from dataclasses import asdict
+
+    from .team import disagreements as run
+
+    found = run(_open(db_path), coders, list(codes))
+    if fmt != "table":
+        rows = [asdict(d) | {"applied_by": ", ".join(d.applied_by), "not_applied_by": ", ".join(d.not_applied_by),
+                             "memos": "; ".join(f"{k}: {' / '.join(v)}" for k, v in d.memos.items())} for d in found]
+        _emit(rows, fmt, ["segment", "speaker", "code_id", "applied_by", "not_applied_by", "memos", "text"])
+        return
+    for d in found:
+        _show_disagreement(d)
+    click.echo(f"\n{_n(len(found), 'disagreement')}")
+
+
+def _show_disagreement(d) -> None:
+    click.echo("")
+    click.echo(click.style(f"{d.segment} — {d.code_id} ({d.code_name})", fg="cyan"))
+    click.echo(f"  {d.speaker + ': ' if d.speaker else ''}{d.text}")
+    click.echo(f"  applied by {', '.join(d.applied_by)}; not by {', '.join(d.not_applied_by)}")
+    for who, texts in d.memos.items():
+        for text in texts:
+            click.echo(f"  memo ({who}): {text}")
+
+
+@cli.command()
+@click.option("--coders", multiple=True, callback=_names, required=True, help="The coders to reconcile, A,B.")
+@click.option("--as", "consensus", required=True, help="The consensus coder to record decisions under (created when new).")
+@click.option("--code", "codes", multiple=True, help="Only these codes (a lesson means its sub-codes).")
+@click.option("--take", help="Decide every open disagreement as this coder did, without asking.")
+@db_option
+def reconcile(coders, consensus, codes, take, db_path):
+    """Settle disagreements into a consensus coder's codings; the originals stay.
+
+    Codes every coder applied are adopted first; then each open disagreement is
+    shown. Keys: a apply · r reject · s skip · q quit (decisions so far are kept).
+
+    \b
+    Example:
+        qualcode reconcile --coders "Rosa Delgado,Sam Okonjo" --as Consensus
+    """
+    from .coding import CodingError
+    from .team import adopt_agreements, decide, disagreements
+
+    db = _open(db_path)
+    if take and take not in coders:
+        raise CodingError(f"--take {take} is not one of the coders being reconciled")
+    adopted = adopt_agreements(db, coders, consensus, list(codes))
+    found = [d for d in disagreements(db, coders, list(codes), consensus) if d.decision is None]
+    click.echo(f"{consensus}: adopted {_n(adopted, 'coding')} all coders agreed on; "
+               f"{_n(len(found), 'open disagreement')}")
+    applied = rejected = 0
+    for d in found:
+        if take:
+            apply = take in d.applied_by
+        else:
+            _show_disagreement(d)
+            key = click.prompt("[a]pply [r]eject [s]kip [q]uit", type=click.Choice(["a", "r", "s", "q"]), show_choices=False)
+            if key == "q":
+                break
+            if key == "s":
+                continue
+            apply = key == "a"
+        decide(db, consensus, d, apply, memo=f"as {take} coded" if take else None)
+        applied, rejected = applied + apply, rejected + (not apply)
+    left = len(found) - applied - rejected
+    click.echo(f"Decided {applied + rejected}: {applied} applied, {rejected} rejected; {left} left")
+
+
+@cli.command()
+@click.option("--coders", multiple=True, callback=_names, required=True, help="Who codes them, A,B.")
+@click.option("--documents", multiple=True, callback=_names, help="Document ids, D1,D2 (repeatable).")
+@click.option("--where", "-w", multiple=True, callback=_where_pairs, help="Documents with ATTRIBUTE=VALUE, e.g. site=\"Bayview Elementary\".")
+@click.option("--open", "open_", is_flag=True, help="Not blind: coders may see each other's codings.")
+@db_option
+def assign(coders, documents, where, open_, db_path):
+    """Assign documents to coders for (blind) double-coding.
+
+    Blind coders' reviews show only suggestions that cannot echo a colleague,
+    and `qualcode clone --for NAME` gives them a copy without others' work.
+
+    \b
+    Example:
+        qualcode assign --coders "Rosa Delgado,Sam Okonjo" -w district="Harbor Unified (fictional)"
+    """
+    from .coding import CodingError
+    from .queries import where_sql
+    from .team import assign as run
+
+    db = _open(db_path)
+    ids = list(documents or [])
+    if where:
+        clauses, params = where_sql(where)
+        ids += [r["id"] for r in db.query(f"SELECT id FROM documents d WHERE {' AND '.join(clauses)}", params)]
+    if not ids:
+        raise CodingError("no documents to assign", hint="give --documents D1,D2 or --where ATTRIBUTE=VALUE")
+    added = run(db, coders, list(dict.fromkeys(ids)), blind=not open_)
+    click.echo(f"Assigned {_n(len(set(ids)), 'document')} to {', '.join(coders)} "
+               f"({'open' if open_ else 'blind'}): {_n(added, 'new assignment')}")
+
+
+@cli.command()
+@click.option("--coder", help="Only this coder's assignments.")
+@FORMAT
+@db_option
+def assignments(coder, fmt, db_path):
+    """Who is assigned which documents, and how far they have got.
+
+    \b
+    Example:
+        qualcode assignments --coder "Rosa Delgado"
+    """
+    from .team import assignments as run
+
+    _emit(run(_open(db_path), coder), fmt, ["coder", "document_id", "blind", "coded_segments", "segments", "assigned_at"])
+
+
+@cli.command()
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--for", "for_coder", help="A blind copy for this coder: other coders' work is left out.")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@db_option
+def clone(out, for_coder, force, db_path):
+    """Copy the project for one coder to work in; bring it back with `qualcode merge`.
+
+    \b
+    Example:
+        qualcode clone rosa.db --for "Rosa Delgado"
+    """
+    from .sync import clone as run
+
+    run(_open(db_path), out, force, for_coder)
+    click.echo(f"Wrote {out}{' for ' + for_coder + ' (blind)' if for_coder else ''}. "
+               f"Code in it with --db {out}; bring it back with `qualcode merge {out}`.")
+
+
+@cli.command()
+@click.argument("theirs", type=click.Path(dir_okay=False))
+@db_option
+def merge(theirs, db_path):
+    """Bring a copy's codings, memos and decisions into this project.
+
+    Nothing is lost or duplicated; merging the same file twice changes nothing.
+    Conflicts (one coder deciding one segment and code differently in the two
+    files) keep this project's decision and are listed.
+
+    \b
+    Example:
+        qualcode merge rosa.db
+    """
+    from .sync import merge as run
+
+    r = run(_open(db_path), theirs)
+    click.echo(f"Merged {theirs}: {_n(r.codings, 'coding')}, {_n(r.memos, 'memo')}, "
+               f"{_n(r.decisions, 'suggestion decision')}, {_n(r.consensus, 'consensus decision')}, "
+               f"{_n(r.coders, 'new coder')}, {_n(r.assignments, 'assignment')}"
+               + ("" if r.changed else " (nothing new)"))
+    for line in r.conflicts:
+        click.echo(f"Conflict: {line}", err=True)
+    if r.conflicts:
+        click.echo(f"{_n(len(r.conflicts), 'conflict')}: this project's decisions were kept.", err=True)

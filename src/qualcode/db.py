@@ -420,3 +420,93 @@ def _m0004_excerpts_table(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@migrations(name="0005_team")
+def _m0005_team(db: sqlite_utils.Database) -> None:
+    """Team coding: consensus coders, assignments, reconciliation decisions, agreement."""
+    db.executescript(
+        """
+        ALTER TABLE coders ADD COLUMN consensus INTEGER NOT NULL DEFAULT 0;
+
+        CREATE TABLE assignments (
+            document_id TEXT NOT NULL REFERENCES documents(id) ON DELETE CASCADE ON UPDATE CASCADE,
+            coder_id INTEGER NOT NULL REFERENCES coders(id),
+            blind INTEGER NOT NULL DEFAULT 1,
+            assigned_at TEXT NOT NULL,
+            PRIMARY KEY (document_id, coder_id)
+        );
+
+        -- What a consensus coder decided about one disagreement, "apply" or "reject",
+        -- so a walk through the disagreements can stop and resume, and a rejection
+        -- is remembered as firmly as an application.
+        CREATE TABLE consensus_decisions (
+            id INTEGER PRIMARY KEY,
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            code_id TEXT NOT NULL REFERENCES codes(id) ON UPDATE CASCADE,
+            coder_id INTEGER NOT NULL REFERENCES coders(id),
+            decision TEXT NOT NULL CHECK (decision IN ('apply', 'reject')),
+            between_coders TEXT NOT NULL,
+            memo TEXT,
+            decided_at TEXT NOT NULL,
+            UNIQUE (segment_id, code_id, coder_id)
+        );
+
+        -- Segment-level agreement for every pair of coders and every code (lessons
+        -- rolled up), over the segments of documents both coders coded (at least
+        -- one coding each). a = both applied, b and c = one only, d = neither.
+        -- Positive agreement = 2a / (2a + b + c) leaves out the many segments
+        -- neither coder coded, which inflate percent agreement.
+        -- Cohen's kappa = (po - pe) / (1 - pe); Krippendorff's alpha (nominal,
+        -- two coders, no missing values) = 1 - Do / De with Do = (b + c) / N and
+        -- De = 2 n1 n0 / (2N (2N - 1)), n1 = 2a + b + c, n0 = 2N - n1.
+        CREATE VIEW agreement AS
+        WITH coded_docs AS (
+            SELECT DISTINCT s.document_id, g.coder_id FROM codings g JOIN segments s ON s.id = g.segment_id
+        ),
+        pair_docs AS (
+            SELECT a.coder_id AS coder_a, b.coder_id AS coder_b, a.document_id
+            FROM coded_docs a JOIN coded_docs b ON b.document_id = a.document_id AND a.coder_id < b.coder_id
+        ),
+        units AS (
+            SELECT p.coder_a, p.coder_b, count(DISTINCT p.document_id) AS documents, count(*) AS n
+            FROM pair_docs p JOIN segments s ON s.document_id = p.document_id
+            GROUP BY p.coder_a, p.coder_b
+        ),
+        marks AS (
+            SELECT p.coder_a, p.coder_b, x.segment_id, x.code_id,
+                   max(x.coder_id = p.coder_a) AS ya, max(x.coder_id = p.coder_b) AS yb
+            FROM pair_docs p
+            JOIN segments s ON s.document_id = p.document_id
+            JOIN coded_segments x ON x.segment_id = s.id AND x.coder_id IN (p.coder_a, p.coder_b)
+            GROUP BY p.coder_a, p.coder_b, x.segment_id, x.code_id
+        ),
+        counts AS (
+            SELECT coder_a, coder_b, code_id,
+                   sum(ya AND yb) AS a, sum(ya AND NOT yb) AS b, sum(yb AND NOT ya) AS c
+            FROM marks GROUP BY coder_a, coder_b, code_id
+        ),
+        figures AS (
+            SELECT k.coder_a, k.coder_b, k.code_id, u.documents, u.n, k.a, k.b, k.c, u.n - k.a - k.b - k.c AS d,
+                   1.0 * (k.a + k.b) / u.n AS pa, 1.0 * (k.a + k.c) / u.n AS pb,
+                   2 * k.a + k.b + k.c AS n1
+            FROM counts k JOIN units u ON u.coder_a = k.coder_a AND u.coder_b = k.coder_b
+        )
+        SELECT ca.name AS coder_a, cb.name AS coder_b, f.code_id, c.lesson_id, c.depth AS level,
+               f.documents, f.n AS units, f.a + f.b + f.c AS positive_units,
+               f.a + f.b AS positives_a, f.a + f.c AS positives_b, f.a AS both_applied,
+               round(1.0 * (f.a + f.d) / f.n, 4) AS percent_agreement,
+               round(CASE WHEN f.n1 > 0 THEN 2.0 * f.a / f.n1 END, 4) AS positive_agreement,
+               round(CASE WHEN (f.pa * f.pb + (1 - f.pa) * (1 - f.pb)) < 1
+                     THEN ((1.0 * (f.a + f.d) / f.n) - (f.pa * f.pb + (1 - f.pa) * (1 - f.pb)))
+                          / (1 - (f.pa * f.pb + (1 - f.pa) * (1 - f.pb))) END, 4) AS cohen_kappa,
+               round(CASE WHEN f.n1 > 0 AND f.n1 < 2 * f.n
+                     THEN 1 - (1.0 * (f.b + f.c) / f.n)
+                              / (2.0 * f.n1 * (2 * f.n - f.n1) / (2.0 * f.n * (2 * f.n - 1))) END, 4)
+                 AS krippendorff_alpha
+        FROM figures f
+        JOIN coders ca ON ca.id = f.coder_a
+        JOIN coders cb ON cb.id = f.coder_b
+        JOIN codes c ON c.id = f.code_id;
+        """
+    )

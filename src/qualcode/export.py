@@ -31,6 +31,20 @@ class Filters:
     where: dict[str, list[str]] = field(default_factory=dict)
     coders: list[str] = field(default_factory=list)
     search: str | None = None
+    all_coders: bool = False  # every coder's codings even when a consensus exists
+
+
+def with_default_coders(db: sqlite_utils.Database, filters: Filters | None) -> Filters:
+    """Once a team has settled a consensus, exports quote it rather than every coder's
+    codings; naming coders, or ``all_coders``, overrides that."""
+    from dataclasses import replace
+
+    from .team import consensus_names
+
+    filters = filters or Filters()
+    if filters.coders or filters.all_coders:
+        return filters
+    return replace(filters, coders=consensus_names(db))
 
 
 class Pseudonymiser:
@@ -105,7 +119,7 @@ def citation(row: dict) -> str:
 
 def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudonymise: bool = False) -> list[dict]:
     """One row per coded segment or span, with document attributes and the code path."""
-    filters = filters or Filters()
+    filters = with_default_coders(db, filters)
     rows = excerpts(db, filters.codes, filters.where, filters.coders, filters.search)
     paths = _code_paths(db)
     depth = max((len(p) for p in paths.values()), default=1)
@@ -137,7 +151,7 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
 
 def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseudonymise: bool = False) -> list[dict]:
     """One row per segment with a 0/1 column per code (lessons rolled up), plus document attributes."""
-    filters = filters or Filters()
+    filters = with_default_coders(db, filters)
     clauses, params = where_sql(filters.where)
     clauses.insert(0, "1 = 1")
     segments = list(db.query(
@@ -237,7 +251,7 @@ class Report:
 def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap: int | None = None,
                  pseudonymise: bool = False) -> Report:
     """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts."""
-    filters = filters or Filters()
+    filters = with_default_coders(db, filters)
     rows = quote_rows(db, filters, pseudonymise)
     codes = list(db.query("SELECT * FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order"))
     seen, by_code = set(), defaultdict(list)

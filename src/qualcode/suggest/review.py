@@ -20,12 +20,14 @@ ORDERS = ("likely", "uncertain")
 
 
 def queue(db: sqlite_utils.Database, coder: str, order: str = "likely", codes: list[str] | None = None,
-          limit: int = 200) -> list[dict]:
+          limit: int = 200, blind: bool = False) -> list[dict]:
     """Pending suggestions for segments this coder has not coded with that code.
 
     ``likely`` puts the highest scores first; ``uncertain`` puts scores nearest
     the decision threshold first (active learning: the answers that teach the
-    model most).
+    model most). ``blind`` keeps only suggestions that cannot echo another
+    coder's decisions: from the codebook alone, or from a model trained on this
+    coder's codings only (`qualcode suggest --coder NAME`).
     """
     if order not in ORDERS:
         raise CodingError(f"unknown order '{order}'", hint="use likely or uncertain")
@@ -35,6 +37,9 @@ def queue(db: sqlite_utils.Database, coder: str, order: str = "likely", codes: l
         ids = [find_code(db, c) for c in codes]
         where = f" AND (x.code_id IN ({', '.join('?' * len(ids))}) OR k.lesson_id IN ({', '.join('?' * len(ids))}))"
         params += ids + ids
+    if blind:
+        where += " AND (r.training_size = 0 OR json_extract(r.parameters, '$.coders') = json_array(?))"
+        params.append(coder)
     threshold = "coalesce(json_extract(r.parameters, '$.thresholds.\"' || x.code_id || '\"'), 0.5)"
     sort = "x.score DESC" if order == "likely" else f"abs(x.score - {threshold}) ASC"
     return list(db.query(
@@ -129,9 +134,10 @@ def decide_batch(db: sqlite_utils.Database, coder: str, accept: bool, code: str 
 class Retrainer:
     """Retrains in a background thread, on its own connection, so the coder never waits."""
 
-    def __init__(self, db_path: str, codes: list[str] | None = None) -> None:
+    def __init__(self, db_path: str, codes: list[str] | None = None, coders: list[str] | None = None) -> None:
         self.db_path = db_path
         self.codes = codes
+        self.coders = coders
         self.thread: threading.Thread | None = None
         self.runs = 0
         self.error: str | None = None
@@ -148,7 +154,7 @@ class Retrainer:
 
         db = open_project(self.db_path, create=False)
         try:
-            suggest(db, self.codes)
+            suggest(db, self.codes, coders=self.coders)
             self.runs += 1
         except Exception as e:  # reported to the coder, never fatal to their session
             self.error = str(e)
