@@ -30,6 +30,11 @@ def test_make_demo_ends_with_the_server_answering(tmp_path):
         assert suggestions and all(s["model_run_id"] for s in suggestions)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/qualcode/codings.json?_shape=array&_size=1", timeout=5) as r:
             assert json.loads(r.read())
+        # The demo's two coders give agreement figures in the agreement view.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/qualcode/agreement.json?_shape=array&level=0", timeout=5) as r:
+            lessons = json.loads(r.read())
+        assert {a["code_id"] for a in lessons} == {"purpose", "support", "scaling", "context"}
+        assert all(0.7 < a["cohen_kappa"] < 1 for a in lessons)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)

@@ -568,7 +568,7 @@ def _emit(rows: list[dict], fmt: str, columns: list[str]) -> None:
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif fmt == "csv":
-        writer = csv_module.DictWriter(click.get_text_stream("stdout"), fieldnames=columns, extrasaction="ignore")
+        writer = csv_module.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     else:
