@@ -225,6 +225,28 @@ def open_project(path: str | os.PathLike[str], create: bool = True) -> sqlite_ut
     return db
 
 
+def copy_project(db: sqlite_utils.Database, out: str | os.PathLike[str], force: bool = False,
+                 what: str = "copy") -> sqlite3.Connection:
+    """Copy the project to a new file with SQLite's backup API (consistent even while
+    someone is writing) and return a connection to the copy."""
+    import stat
+
+    from .errors import QualcodeError
+
+    out = Path(out)
+    source = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
+    if out.resolve() == source.resolve():
+        raise QualcodeError(f"the {what} must be a different file from the project", out)
+    if out.exists():
+        if not force:
+            raise QualcodeError("file exists", out, hint="choose another name or pass --force to replace it")
+        out.chmod(stat.S_IWUSR | stat.S_IRUSR)  # a published copy is read-only
+        out.unlink()
+    target = sqlite3.connect(str(out))
+    db.conn.backup(target)
+    return target
+
+
 def schema_version(db: sqlite_utils.Database) -> list[str]:
     """Names of the migrations applied to this project, oldest first."""
     return [m.name for m in migrations.applied(db)]

@@ -174,26 +174,19 @@ def publish(source: str | Path, out: str | Path, pseudonymise: bool = False, nam
     and the file vacuumed, so no replaced name survives anywhere in the file
     (not in free pages, not in the index).
     """
-    import sqlite3
     import stat
 
     import sqlite_utils
 
-    from .db import open_project
+    from .db import copy_project, open_project
     from .export import Pseudonymiser
 
-    source, out = Path(source), Path(out)
-    if out.resolve() == source.resolve():
-        raise QualcodeError("the published copy must be a different file from the project", out)
-    if out.exists():
-        if not force:
-            raise QualcodeError("file exists", out, hint="choose another name or pass --force to replace it")
-        out.chmod(stat.S_IWUSR | stat.S_IRUSR)
-        out.unlink()
+    out = Path(out)
     project = open_project(source, create=False)
-    target = sqlite3.connect(str(out))
-    project.conn.backup(target)
-    project.close()
+    try:
+        target = copy_project(project, out, force, what="published copy")
+    finally:
+        project.close()
     try:
         target.execute("PRAGMA journal_mode = DELETE")
         target.execute("PRAGMA foreign_keys = ON")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .db import APPLICATION_ID, schema_version
+from .db import APPLICATION_ID, copy_project, schema_version
 from .errors import QualcodeError
 
 
@@ -32,22 +32,15 @@ def clone(db: sqlite_utils.Database, out: str | Path, force: bool = False, for_c
     cleared), so nothing in it can show that coder what colleagues decided.
     """
     out = Path(out)
-    if out.exists():
-        if not force:
-            raise QualcodeError("file exists", str(out), hint="choose another name or pass --force")
-        if out.resolve() == Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve():
-            raise QualcodeError("the copy must be a different file from the project", str(out))
-        out.unlink()
     if for_coder:
         from .coding import find_coder
 
         keep = find_coder(db, for_coder)
-    target = sqlite3.connect(str(out))
+    target = copy_project(db, out, force)
     try:
-        db.conn.backup(target)
         if for_coder:
+            target.execute("PRAGMA foreign_keys = ON")  # outside the transaction, where it takes effect
             with target:
-                target.execute("PRAGMA foreign_keys = ON")
                 target.execute("DELETE FROM codings WHERE coder_id != ?", [keep])
                 target.execute("DELETE FROM memos WHERE coder_id IS NOT ? AND coder_id IS NOT NULL", [keep])
                 target.execute("DELETE FROM consensus_decisions")
