@@ -350,8 +350,8 @@ def _m0003_publish_views(db: sqlite_utils.Database) -> None:
                  || coalesce((SELECT char(10, 10) || '**Examples:**' || char(10, 10)
                                      || group_concat('> ' || e.value, char(10, 10))
                               FROM json_each(k.examples) e), '') AS guidance,
-               (SELECT count(DISTINCT x.segment_id) FROM coded_segments x
-                WHERE x.code_id = k.id) AS coded_segments,
+               (SELECT count(DISTINCT g.segment_id) FROM codes c JOIN codings g ON g.code_id = c.id
+                WHERE c.id = k.id OR c.lesson_id = k.id) AS coded_segments,
                (SELECT group_concat(t.value, ', ') FROM json_each(k.terms) t) AS terms,
                k.id AS code_id, k.lesson_id, k.depth, k.codebook_id, k.archived,
                tree.path AS sort_key
@@ -411,6 +411,8 @@ def _m0004_excerpts_table(db: sqlite_utils.Database) -> None:
         CREATE INDEX idx_excerpts_role ON excerpts(role);
         CREATE INDEX idx_excerpts_coder ON excerpts(coder);
         CREATE INDEX idx_codings_origin ON codings(origin);
+        DROP INDEX idx_codings_code;  -- covered by the next, which also counts segments per code
+        CREATE INDEX idx_codings_code_segment ON codings(code_id, segment_id);
 
         CREATE TRIGGER excerpts_coding_insert AFTER INSERT ON codings BEGIN
             {_EXCERPT_SOURCE} excerpt_id = new.id;
