@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -27,6 +28,7 @@ from pathlib import Path
 from qualcode import open_project
 from qualcode.codebook import load_codebook, sync_codebook
 from qualcode.ingest import IngestOptions, ingest_paths
+from qualcode.publish import load_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,6 +80,31 @@ def build(tmp: Path, segments: int) -> Path:
     return path
 
 
+def time_pages(base: str, pages: dict[str, tuple[str, list[str]]], requests: int) -> list[float]:
+    """Print median and 95th percentile per page; return every time measured."""
+    every = []
+    for label, (url, words) in pages.items():
+        times = []
+        for i in range(requests):
+            target = base + url.format(w=urllib.parse.quote(words[i % len(words)]))
+            start = time.perf_counter()
+            with urllib.request.urlopen(target, timeout=60) as r:
+                r.read()
+            times.append((time.perf_counter() - start) * 1000)
+        every += times
+        p95 = statistics.quantiles(times, n=20)[-1]
+        print(f"{label:<26} {statistics.median(times):>9.0f} {p95:>7.0f}")
+    return every
+
+
+def dashboard_charts(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """The findings dashboard's chart queries, as datasette-dashboards sends them with no filter set."""
+    charts = load_metadata(ROOT / "datasette-metadata.yml", path)["plugins"]["datasette-dashboards"]["findings"]["charts"]
+    return {f"chart {name}": (".json?_shape=array&sql=" + urllib.parse.quote(re.sub(r"\[\[.*?\]\]", "", c["query"], flags=re.S))
+                              .replace("{", "{{").replace("}", "}}"), [""])
+            for name, c in charts.items() if "query" in c}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--segments", type=int, default=1_000_000)
@@ -122,20 +149,11 @@ def main() -> None:
                 "search + speaker filter": ("/segments?_search={w}&speaker=Respondent", bands["mid"]),
                 "excerpts search": ("/excerpts?_search={w}", bands["mid"]),
             }
-            every = []
             print(f"{'page':<26} {'median ms':>9} {'p95 ms':>7}")
-            for label, (url, words) in pages.items():
-                times = []
-                for i in range(args.requests):
-                    target = base + url.format(w=urllib.parse.quote(words[i % len(words)]))
-                    start = time.perf_counter()
-                    with urllib.request.urlopen(target, timeout=60) as r:
-                        r.read()
-                    times.append((time.perf_counter() - start) * 1000)
-                every += times
-                p95 = statistics.quantiles(times, n=20)[-1]
-                print(f"{label:<26} {statistics.median(times):>9.0f} {p95:>7.0f}")
+            every = time_pages(base, pages, args.requests)
             print(f"{'all':<26} {statistics.median(every):>9.0f} {statistics.quantiles(every, n=20)[-1]:>7.0f}")
+            print("\nDashboard charts (each chart's query through the JSON API, no filter chosen)")
+            time_pages(base, dashboard_charts(path), args.requests)
         finally:
             server.terminate()
             server.wait(10)

@@ -278,8 +278,14 @@ async def test_dashboard_is_listed_and_its_charts_answer(gold_datasette, gold_db
     assert all(names[r["code"]].startswith("support.") for r in one_district)
     coded = await chart_rows(gold_datasette, charts["coded"])
     assert coded[0]["n"] == db.execute("SELECT count(DISTINCT segment_id) FROM codings").fetchone()[0]
+    by_site = await chart_rows(gold_datasette, charts["by-site"])
+    expected = {(r["code_id"], r["value"]): r["segments"] for r in frequencies(db, "site", "code")}
+    assert {(names[r["code"]], r["site"]): r["segments"] for r in by_site} == expected
     matrix = await chart_rows(gold_datasette, charts["cooccurrence"])
     assert {(r["a"], r["b"]) for r in matrix} == {(r["b"], r["a"]) for r in matrix}  # symmetric
+    view = {(r["code_a"], r["code_b"]): (r["n12"], r["coefficient"])
+            for r in db.query("SELECT * FROM cooccurrence WHERE level = 1")}
+    assert {(r["a"], r["b"]): (r["n12"], r["coefficient"]) for r in matrix if r["a"] < r["b"]} == view
 
 
 def test_dashboard_follows_the_database_name(tmp_path):

@@ -402,8 +402,10 @@ def _m0004_excerpts_table(db: sqlite_utils.Database) -> None:
         CREATE INDEX idx_excerpts_segment ON excerpts(segment_id, lesson_name, code_name, site, role, coder);
         CREATE INDEX idx_excerpts_document ON excerpts(document_id, seq);
         -- Excerpts are mostly read one code or lesson at a time: these two cover the
-        -- facets of such a page, so each facet reads the index alone.
-        CREATE INDEX idx_excerpts_code ON excerpts(code_id, lesson_name, code_name, site, role, coder);
+        -- facets of such a page, so each facet reads the index alone; the first also
+        -- covers the dashboard's counts of segments per code and site or role.
+        CREATE INDEX idx_excerpts_code ON excerpts(code_id, lesson_id, district, site, role, segment_id,
+                                                   lesson_name, code_name, coder);
         CREATE INDEX idx_excerpts_lesson ON excerpts(lesson_id, lesson_name, code_name, site, role, coder);
         CREATE INDEX idx_excerpts_code_name ON excerpts(code_name);
         CREATE INDEX idx_excerpts_lesson_name ON excerpts(lesson_name);
