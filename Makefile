@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/suggest.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/agreement.py
 
 # Refresh constraints.txt from the current virtualenv after changing dependencies.
 lock: install

@@ -63,6 +63,19 @@ def cohen_kappa(x: Sequence[Hashable], y: Sequence[Hashable]) -> float | None:
     return (po - pe) / (1 - pe)
 
 
+def binary_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
+    """cohen_kappa for two True/False arrays, from the 2 × 2 counts (vectorised)."""
+    n = len(x)
+    if n == 0:
+        return None
+    px, py = x.mean(), y.mean()
+    po = float(np.mean(x == y))
+    pe = float(px * py + (1 - px) * (1 - py))
+    if pe >= 1:
+        return None
+    return (po - pe) / (1 - pe)
+
+
 def krippendorff_alpha(data: Sequence[Sequence[Hashable | None]]) -> float | None:
     """Krippendorff's alpha for nominal data: coders × units, None where a coder gave no value.
 
@@ -150,46 +163,69 @@ def units(db: sqlite_utils.Database, coders: dict[str, int], level: str = "code"
     else:
         code_ids = [r["id"] for r in db.query(
             "SELECT id FROM codes WHERE depth = ? AND NOT archived ORDER BY sort_order", [depth])]
-    marker = ", ".join("?" * len(documents)) or "NULL"
-    segments = [r["id"] for r in db.query(
-        f"SELECT id FROM segments WHERE document_id IN ({marker}) ORDER BY document_id, seq", documents)]
+    shared = set(documents)
+    segments = [sid for sid, doc in db.execute("SELECT id, document_id FROM segments ORDER BY document_id, seq")
+                if doc in shared]
     row = {s: i for i, s in enumerate(segments)}
     col = {c: j for j, c in enumerate(code_ids)}
     who = {cid: k for k, cid in enumerate(coders.values())}
     marks = np.zeros((len(segments), len(code_ids), len(coders)), dtype=bool)
-    ids = list(coders.values())
-    for r in db.query(
-            f"""SELECT x.segment_id, x.code_id, x.coder_id FROM coded_segments x
-                JOIN segments s ON s.id = x.segment_id
-                WHERE s.document_id IN ({marker}) AND x.coder_id IN ({', '.join('?' * len(ids))})""",
-            [*documents, *ids]):
-        if r["code_id"] in col:
-            marks[row[r["segment_id"]], col[r["code_id"]], who[r["coder_id"]]] = True
+    for segment, code, coder in db.execute("SELECT segment_id, code_id, coder_id FROM coded_segments"):
+        if coder in who and code in col and segment in row:
+            marks[row[segment], col[code], who[coder]] = True
     return Units(documents, segments, code_ids, list(coders), marks)
 
 
-def character_overlap(db: sqlite_utils.Database, coders: dict[str, int], code_id: str,
-                      documents: list[str]) -> tuple[int, int]:
-    """(Σ_d |A_d ∩ B_d ∩ …|, Σ_d |A_d ∪ B_d ∪ …|), A_d the characters of document d a coder
-    coded with the code (its sub-codes included): whole segments, or the span when one was marked.
-    The overlap is their ratio (a Jaccard index over characters)."""
-    coded: dict[tuple[str, int], set[int]] = {}
-    ids = list(coders.values())
-    marker = ", ".join("?" * len(documents)) or "NULL"
-    for r in db.query(
-            f"""SELECT s.document_id, g.coder_id, coalesce(g.start_char, s.start_char) AS start,
-                       coalesce(g.end_char, s.end_char) AS end
-                FROM codings g JOIN segments s ON s.id = g.segment_id JOIN codes k ON k.id = g.code_id
-                WHERE (g.code_id = ? OR k.lesson_id = ?) AND s.document_id IN ({marker})
-                  AND g.coder_id IN ({', '.join('?' * len(ids))})""",
-            [code_id, code_id, *documents, *ids]):
-        coded.setdefault((r["document_id"], r["coder_id"]), set()).update(range(r["start"], r["end"]))
-    both = either = 0
-    for document in documents:
-        sets = [coded.get((document, cid), set()) for cid in ids]
-        both += len(set.intersection(*sets))
-        either += len(set.union(*sets))
-    return both, either
+def _merged(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted, disjoint intervals covering the same characters."""
+    out: list[list[int]] = []
+    for start, end in sorted(intervals):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(a, b) for a, b in out]
+
+
+def _intersection(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out, i, j = [], 0, 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] < b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def character_overlap(db: sqlite_utils.Database, coders: dict[str, int], code_ids: list[str],
+                      documents: list[str]) -> dict[str, tuple[int, int]]:
+    """Per code, (Σ_d |A_d ∩ B_d ∩ …|, Σ_d |A_d ∪ B_d ∪ …|), A_d the characters of document d a
+    coder coded with the code (its sub-codes included): whole segments, or the span when one
+    was marked. The overlap is their ratio (a Jaccard index over characters)."""
+    wanted, shared = set(code_ids), set(documents)
+    who = {cid: k for k, cid in enumerate(coders.values())}
+    coded: dict[tuple[str, str], list[list[tuple[int, int]]]] = {}
+    for code, lesson, document, coder, start, end in db.execute(
+            """SELECT g.code_id, k.lesson_id, s.document_id, g.coder_id,
+                      coalesce(g.start_char, s.start_char), coalesce(g.end_char, s.end_char)
+               FROM codings g JOIN segments s ON s.id = g.segment_id JOIN codes k ON k.id = g.code_id"""):
+        if coder not in who or document not in shared:
+            continue
+        for key in {code, lesson} & wanted:
+            coded.setdefault((key, document), [[] for _ in who])[who[coder]].append((start, end))
+    totals = {code: (0, 0) for code in code_ids}
+    for (code, _), by_coder in coded.items():
+        merged = [_merged(intervals) for intervals in by_coder]
+        common = merged[0]
+        for other in merged[1:]:
+            common = _intersection(common, other)
+        either = _merged([iv for m in merged for iv in m])
+        both, total = totals[code]
+        totals[code] = (both + sum(b - a for a, b in common), total + sum(b - a for a, b in either))
+    return totals
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -223,7 +259,7 @@ def figure(code_id: str, marks: np.ndarray, coders: list[str], documents: int,
     """All statistics for one code (or a pool of codes): marks is units × coders."""
     positives = {name: int(marks[:, k].sum()) for k, name in enumerate(coders)}
     positive_units = int(np.any(marks, axis=1).sum())
-    kappa = cohen_kappa(marks[:, 0].tolist(), marks[:, 1].tolist()) if len(coders) == 2 else None
+    kappa = binary_kappa(marks[:, 0], marks[:, 1]) if len(coders) == 2 else None
     alpha = binary_alpha(marks)
     warnings = []
     if positive_units < min_positives:
@@ -261,9 +297,10 @@ def agreement(db: sqlite_utils.Database, coders: list[str] | None = None, level:
                           hint="agreement is measured on documents every coder coded; see `qualcode assign`")
     figures = []
     both_total = either_total = 0
+    overlaps = character_overlap(db, ids, u.codes, u.documents)
     for j, code_id in enumerate(u.codes):
         f = figure(code_id, u.marks[:, j, :], u.coders, len(u.documents), min_positives)
-        both, either = character_overlap(db, ids, code_id, u.documents)
+        both, either = overlaps[code_id]
         f.overlap = both / either if either else None
         both_total, either_total = both_total + both, either_total + either
         figures.append(f)
