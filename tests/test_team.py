@@ -304,6 +304,10 @@ def test_assign_refuses_unknown_documents(gold_copy):
     assert result.exit_code == 0 and "(blind)" in result.output
     listed = CliRunner().invoke(cli.cli, ["assignments", "--format", "json", "--db", str(gold_copy)])
     assert {r["coder"] for r in json.loads(listed.output)} == {ROSA, SAM}
+    bayview = open_project(gold_copy).execute(
+        "SELECT count(*) FROM documents WHERE site = 'Bayview Elementary'").fetchone()[0]
+    status = CliRunner().invoke(cli.cli, ["status", "--db", str(gold_copy)]).output
+    assert f"  {ROSA}: 533 codings in 22 documents; assigned {bayview}, {bayview} started" in status
 
 
 # --- clone and merge ----------------------------------------------------------------------------

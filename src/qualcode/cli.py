@@ -298,6 +298,12 @@ def status(db_path):
         for name, n, words in s[key]:
             click.echo(f"  {name:<{width}}  {n:>4} document{'s' if n != 1 else ' '}  {words or 0:>9,} words")
     click.echo(f"Coders: {s['coders']}, codings: {s['codings']:,}")
+    for c in s["team"]:
+        assigned = f"; assigned {c['assigned']}, {c['assigned_started']} started" if c["assigned"] else ""
+        click.echo(f"  {c['name']}{' (consensus)' if c['consensus'] else ''}: {_n(c['codings'], 'coding')} "
+                   f"in {_n(c['documents'], 'document')}{assigned}")
+    if s["consensus_decisions"]:
+        click.echo(f"Consensus decisions on disagreements: {s['consensus_decisions']:,}")
     click.echo(f"Coded: {s['coded_segments']:,} of {s['segments']:,} segments ({s['share_coded']:.1%})")
     if s["pending_suggestions"]:
         click.echo(f"Suggestions awaiting review: {s['pending_suggestions']:,}")

@@ -42,4 +42,15 @@ def project_status(db: sqlite_utils.Database) -> dict:
         "coded_segments": coded,
         "share_coded": coded / segments if segments else 0.0,
         "pending_suggestions": one("SELECT count(*) FROM suggestions WHERE status = 'pending'"),
+        "team": [dict(r) for r in db.query(
+            """SELECT c.name, c.consensus,
+                      (SELECT count(*) FROM codings g WHERE g.coder_id = c.id) AS codings,
+                      (SELECT count(DISTINCT s.document_id) FROM codings g JOIN segments s ON s.id = g.segment_id
+                       WHERE g.coder_id = c.id) AS documents,
+                      (SELECT count(*) FROM assignments a WHERE a.coder_id = c.id) AS assigned,
+                      (SELECT count(*) FROM assignments a WHERE a.coder_id = c.id AND EXISTS (
+                          SELECT 1 FROM codings g JOIN segments s ON s.id = g.segment_id
+                          WHERE g.coder_id = c.id AND s.document_id = a.document_id)) AS assigned_started
+               FROM coders c ORDER BY c.consensus, c.name""")],
+        "consensus_decisions": one("SELECT count(*) FROM consensus_decisions"),
     }
