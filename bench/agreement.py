@@ -10,12 +10,11 @@ lesson, and the Datasette `agreement` view's query.
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from serve import build  # bench/serve.py, next to this file
+from serve import build_or_keep  # bench/serve.py, next to this file
 
 from qualcode import open_project
 from qualcode.agreement import agreement
@@ -27,10 +26,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, metavar="PATH", help="build the project at PATH once and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = args.keep if args.keep and args.keep.exists() else build(Path(tmp), args.segments)
-        if args.keep and not args.keep.exists():
-            shutil.move(path, args.keep)
-            path = args.keep
+        path = build_or_keep(Path(tmp), args.segments, args.keep)
         db = open_project(path)
         for level in ("code", "lesson"):
             start = time.perf_counter()

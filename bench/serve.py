@@ -80,6 +80,17 @@ def build(tmp: Path, segments: int) -> Path:
     return path
 
 
+def build_or_keep(tmp: Path, segments: int, keep: Path | None) -> Path:
+    """The project at ``keep`` if it exists; else a new build, moved to ``keep`` when given."""
+    if keep and keep.exists():
+        return keep
+    path = build(tmp, segments)
+    if keep:
+        shutil.move(path, keep)
+        return keep
+    return path
+
+
 def time_pages(base: str, pages: dict[str, tuple[str, list[str]]], requests: int) -> list[float]:
     """Print median and 95th percentile per page; return every time measured."""
     every = []
@@ -113,13 +124,7 @@ def main() -> None:
                         help="build the project at PATH once and reuse it on later runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        if args.keep and args.keep.exists():
-            path = args.keep
-        else:
-            path = build(Path(tmp), args.segments)
-            if args.keep:
-                shutil.move(path, args.keep)
-                path = args.keep
+        path = build_or_keep(Path(tmp), args.segments, args.keep)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

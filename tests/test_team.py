@@ -12,7 +12,7 @@ from datasette.app import Datasette
 from sklearn.metrics import cohen_kappa_score
 
 from qualcode import cli, open_project
-from qualcode.agreement import agreement, binary_alpha, binary_kappa, cohen_kappa, krippendorff_alpha
+from qualcode.agreement import agreement, binary_alpha, cohen_kappa, krippendorff_alpha
 from qualcode.coding import CodingError, add_coder, apply_code
 from qualcode.export import Filters, quote_rows
 from qualcode.publish import load_metadata
@@ -60,13 +60,13 @@ def test_binary_alpha_matches_the_general_formula_and_the_package():
         assert krippendorff_alpha(marks.T.tolist()) == pytest.approx(reference)
 
 
-def test_kappa_general_and_vectorised_match_sklearn():
+def test_kappa_matches_sklearn_on_lists_and_arrays():
     rng = random.Random(9)
     x = [rng.random() < 0.3 for _ in range(500)]
     y = [v if rng.random() < 0.8 else not v for v in x]
     reference = cohen_kappa_score(x, y)
     assert cohen_kappa(x, y) == pytest.approx(reference)
-    assert binary_kappa(np.array(x), np.array(y)) == pytest.approx(reference)
+    assert cohen_kappa(np.array(x), np.array(y)) == pytest.approx(reference)
 
 
 def test_kappa_is_undefined_without_variation():
@@ -79,7 +79,7 @@ def test_agreement_per_code_matches_sklearn_and_krippendorff(gold_db):
     report = agreement(db, [ROSA, SAM])
     marks = gold_marks()
     refs = segment_refs(db)
-    assert len(report.documents) == 22 and report.figures[0].units == len(refs) == 1332
+    assert len(report.documents) == 22 and report.figures[0].units == report.segments == len(refs) == 1332
     for f in report.figures:
         rosa = [int((ref, f.code_id) in marks[ROSA]) for ref in refs]
         sam = [int((ref, f.code_id) in marks[SAM]) for ref in refs]

@@ -46,27 +46,15 @@ def positive_agreement(marks: np.ndarray) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def cohen_kappa(x: Sequence[Hashable], y: Sequence[Hashable]) -> float | None:
-    """Cohen's kappa: (po - pe) / (1 - pe), pe from each coder's own marginals (Cohen 1960).
+def cohen_kappa(x: Sequence[bool], y: Sequence[bool]) -> float | None:
+    """Cohen's kappa for two coders' yes/no decisions: (po - pe) / (1 - pe), pe from each
+    coder's own marginals (Cohen 1960), computed from the 2 × 2 counts.
 
     None when chance agreement is 1 (both coders made one and the same decision
     throughout): kappa is undefined there, not 0 or 1.
     """
-    n = len(x)
-    if n == 0 or n != len(y):
-        return None
-    po = sum(a == b for a, b in zip(x, y)) / n
-    cx, cy = Counter(x), Counter(y)
-    pe = sum(cx[v] * cy[v] for v in cx) / (n * n)
-    if pe >= 1:
-        return None
-    return (po - pe) / (1 - pe)
-
-
-def binary_kappa(x: np.ndarray, y: np.ndarray) -> float | None:
-    """cohen_kappa for two True/False arrays, from the 2 × 2 counts (vectorised)."""
-    n = len(x)
-    if n == 0:
+    x, y = np.asarray(x, dtype=bool), np.asarray(y, dtype=bool)
+    if len(x) == 0 or len(x) != len(y):
         return None
     px, py = x.mean(), y.mean()
     po = float(np.mean(x == y))
@@ -259,7 +247,7 @@ def figure(code_id: str, marks: np.ndarray, coders: list[str], documents: int,
     """All statistics for one code (or a pool of codes): marks is units × coders."""
     positives = {name: int(marks[:, k].sum()) for k, name in enumerate(coders)}
     positive_units = int(np.any(marks, axis=1).sum())
-    kappa = binary_kappa(marks[:, 0], marks[:, 1]) if len(coders) == 2 else None
+    kappa = cohen_kappa(marks[:, 0], marks[:, 1]) if len(coders) == 2 else None
     alpha = binary_alpha(marks)
     warnings = []
     if positive_units < min_positives:
@@ -278,11 +266,12 @@ class Report:
     coders: list[str]
     level: str
     documents: list[str]
+    segments: int
     figures: list[Figure]
     pooled: Figure
 
     def to_dict(self) -> dict:
-        return {"coders": self.coders, "level": self.level, "documents": self.documents,
+        return {"coders": self.coders, "level": self.level, "documents": self.documents, "segments": self.segments,
                 "figures": [asdict(f) for f in self.figures], "pooled": asdict(self.pooled)}
 
 
@@ -306,7 +295,7 @@ def agreement(db: sqlite_utils.Database, coders: list[str] | None = None, level:
         figures.append(f)
     pooled = figure("(pooled)", u.marks.reshape(-1, len(u.coders)), u.coders, len(u.documents), min_positives)
     pooled.overlap = both_total / either_total if either_total else None
-    return Report(u.coders, level, u.documents, figures, pooled)
+    return Report(u.coders, level, u.documents, len(u.segments), figures, pooled)
 
 
 COLUMNS = ["code_id", "units", "positive_units", "positives", "percent", "positive", "kappa", "alpha",

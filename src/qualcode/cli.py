@@ -1027,7 +1027,7 @@ def agreement(coders, level, codes, min_positives, fmt, db_path):
         return
     if fmt == "table":
         click.echo(f"{' and '.join(report.coders)}: {_n(len(report.documents), 'document')} coded by all, "
-                   f"{_n(report.pooled.units // max(len(report.figures), 1), 'segment')}")
+                   f"{_n(report.segments, 'segment')}")
     _emit(rows(report), fmt, COLUMNS)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime
 import os
 import sqlite3
+import stat
 from pathlib import Path
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
-from .errors import NotAProject
+from .errors import NotAProject, QualcodeError
 
 #: ``PRAGMA application_id`` of qualcode projects: "QCOD" in ASCII.
 APPLICATION_ID = 0x51434F44
@@ -229,10 +230,6 @@ def copy_project(db: sqlite_utils.Database, out: str | os.PathLike[str], force: 
                  what: str = "copy") -> sqlite3.Connection:
     """Copy the project to a new file with SQLite's backup API (consistent even while
     someone is writing) and return a connection to the copy."""
-    import stat
-
-    from .errors import QualcodeError
-
     out = Path(out)
     source = Path(db.conn.execute("PRAGMA database_list").fetchone()[2])
     if out.resolve() == source.resolve():

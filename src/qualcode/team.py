@@ -118,33 +118,41 @@ def disagreements(db: sqlite_utils.Database, coders: list[str], codes: list[str]
         f"SELECT id, document_id || ':' || seq AS ref, speaker, text FROM segments "
         f"WHERE id IN ({', '.join('?' * len(found))})", [u.segments[i] for i, _ in found])}
     names = {r["id"]: r["name"] for r in db.query("SELECT id, name FROM codes")}
-    decided = {}
-    if consensus:
-        cid = consensus_coder(db, consensus)
-        decided = {(r["segment_id"], r["code_id"]): r["decision"] for r in db.query(
-            "SELECT segment_id, code_id, decision FROM consensus_decisions WHERE coder_id = ?", [cid])}
+    decided = {(r["segment_id"], r["code_id"]): r["decision"] for r in db.query(
+        "SELECT d.segment_id, d.code_id, d.decision FROM consensus_decisions d JOIN coders c ON c.id = d.coder_id "
+        "WHERE c.name = ?", [consensus])} if consensus else {}
+    memos = _memos(db, list(segments), ids)
     out = []
     for i, j in found:
         sid, code = u.segments[i], u.codes[j]
         seg = segments[sid]
+        by_coder = {name: [text for target, text in memos.get((sid, name), []) if target in (None, code)]
+                    for name in u.coders}
         out.append(Disagreement(
             sid, seg["ref"], seg["speaker"], seg["text"], code, names[code],
             [c for k, c in enumerate(u.coders) if u.marks[i, j, k]],
             [c for k, c in enumerate(u.coders) if not u.marks[i, j, k]],
-            _memos(db, sid, code, ids), decided.get((sid, code))))
+            {name: texts for name, texts in by_coder.items() if texts}, decided.get((sid, code))))
     return out
 
 
-def _memos(db, segment_id: int, code_id: str, coders: dict[str, int]) -> dict[str, list[str]]:
-    memos: dict[str, list[str]] = {}
-    for name, cid in coders.items():
-        texts = [r["memo"] for r in db.query(
-            "SELECT g.memo FROM codings g JOIN codes k ON k.id = g.code_id WHERE g.segment_id = ? AND g.coder_id = ? "
-            "AND (g.code_id = ? OR k.parent_id = ?) AND g.memo IS NOT NULL", [segment_id, cid, code_id, code_id])]
-        texts += [r["text"] for r in db.query(
-            "SELECT text FROM memos WHERE segment_id = ? AND coder_id = ? ORDER BY id", [segment_id, cid])]
-        if texts:
-            memos[name] = texts
+def _memos(db, segments: list[int], coders: dict[str, int]) -> dict[tuple[int, str], list[tuple[str | None, str]]]:
+    """Each coder's memos on these segments: (code, text) for a coding's memo (filed under the
+    code and its parent), (None, text) for a memo on the segment itself."""
+    who = {cid: name for name, cid in coders.items()}
+    seg_marker, coder_marker = ", ".join("?" * len(segments)), ", ".join("?" * len(who))
+    memos: dict[tuple[int, str], list[tuple[str | None, str]]] = {}
+    for segment, coder, code, parent, text in db.execute(
+            f"""SELECT g.segment_id, g.coder_id, g.code_id, k.parent_id, g.memo FROM codings g
+                JOIN codes k ON k.id = g.code_id
+                WHERE g.segment_id IN ({seg_marker}) AND g.coder_id IN ({coder_marker}) AND g.memo IS NOT NULL
+                ORDER BY g.id""", [*segments, *who]):
+        for target in {code, parent} - {None}:
+            memos.setdefault((segment, who[coder]), []).append((target, text))
+    for segment, coder, text in db.execute(
+            f"""SELECT segment_id, coder_id, text FROM memos
+                WHERE segment_id IN ({seg_marker}) AND coder_id IN ({coder_marker}) ORDER BY id""", [*segments, *who]):
+        memos.setdefault((segment, who[coder]), []).append((None, text))
     return memos
 
 
