@@ -1,3 +1,4 @@
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -99,3 +100,42 @@ def assert_excerpts_current(conn) -> None:
     source = conn.execute("SELECT * FROM excerpt_source ORDER BY excerpt_id").fetchall()
     assert table == source
     assert len(table) == conn.execute("SELECT count(*) FROM codings").fetchone()[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(db_path, *args: str):
+    """A real `qualcode serve` on 127.0.0.1, polled until it answers; yields its base URL."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qualcode", "serve", "--db", str(db_path), "--port", str(port), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+                break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
+            time.sleep(0.3)
+    try:
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -10,7 +10,7 @@ def test_new_project_has_pragmas_and_schema(db, db_path):
     assert db.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
-    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert db.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_MS == 10000
     tables = set(db.table_names())
     assert {"documents", "segments", "segments_fts", "codebooks", "codes", "coders", "codings",
             "memos", "suggestions", "model_runs"} <= tables

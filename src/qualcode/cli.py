@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -28,6 +29,12 @@ class QualcodeGroup(click.Group):
             return super().invoke(ctx)
         except QualcodeError as e:
             raise click.ClickException(str(e)) from None
+        except sqlite3.OperationalError as e:
+            # Units of work wait in Project.atomic(); a lock met elsewhere is still a busy project, not a bug.
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            raise click.ClickException("the project is busy: another program held its write lock past the "
+                                       "busy timeout — try again when it has finished") from None
 
 
 def db_option(fn):

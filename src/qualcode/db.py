@@ -7,11 +7,16 @@ one schema, not two.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import json
 import os
 import sqlite3
 import stat
+import sys
 from pathlib import Path
+from typing import Iterator
+
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
@@ -179,12 +184,96 @@ def _m0001_core(db: sqlite_utils.Database) -> None:
     )
 
 
+#: How long a writer waits for another to finish before giving up, in milliseconds.
+BUSY_TIMEOUT_MS = int(os.environ.get("QUALCODE_BUSY_TIMEOUT_MS", "10000"))
+
+
+class ProjectBusy(QualcodeError):
+    """Another writer held the project for longer than the busy timeout."""
+
+
 def _set_pragmas(conn: sqlite3.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
-def open_project(path: str | os.PathLike[str], create: bool = True) -> sqlite_utils.Database:
+def _holder_path(conn: sqlite3.Connection) -> Path | None:
+    file = conn.execute("PRAGMA database_list").fetchone()[2]
+    return Path(file + "-writer") if file else None
+
+
+def lock_holder(conn: sqlite3.Connection) -> str:
+    """Who is writing to the project, as the writer recorded it when it took the lock."""
+    path = _holder_path(conn)
+    try:
+        note = json.loads(path.read_text(encoding="utf-8")) if path else None
+    except (OSError, ValueError):
+        note = None
+    if not note:
+        return "another program (not qualcode, or one that has just finished)"
+    try:
+        os.kill(note["pid"], 0)
+        alive = ""
+    except ProcessLookupError:
+        alive = ", which has since ended"
+    except (PermissionError, KeyError, TypeError):
+        alive = ""
+    return f"`{note.get('command', '?')}` (process {note.get('pid', '?')}{alive}, writing since {note.get('since', '?')})"
+
+
+class Project(sqlite_utils.Database):
+    """A project database whose write transactions wait their turn.
+
+    sqlite-utils begins transactions as DEFERRED: one that reads before it writes
+    holds a read snapshot, and when another writer commits first SQLite refuses to
+    upgrade it at once, busy timeout or not. Every unit of work here begins
+    IMMEDIATE instead, so it takes the write lock first (waiting up to the busy
+    timeout) and never fails half way; the writer leaves a note saying who it is,
+    so one that gives up can say who held the lock.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator["Project"]:
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            raise busy_error(self.conn) from None
+        note = _holder_path(self.conn)
+        try:
+            if note:
+                with contextlib.suppress(OSError):
+                    note.write_text(json.dumps({"pid": os.getpid(), "since": now(),
+                                                "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:3]])}))
+            yield self
+        except BaseException:
+            self.rollback()
+            raise
+        else:
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.rollback()
+                raise
+        finally:
+            if note:
+                with contextlib.suppress(OSError):
+                    note.unlink()
+
+
+def busy_error(conn: sqlite3.Connection) -> ProjectBusy:
+    file = conn.execute("PRAGMA database_list").fetchone()[2]
+    return ProjectBusy(f"the project is busy: {lock_holder(conn)} held it for more than "
+                       f"{BUSY_TIMEOUT_MS / 1000:g} s", file,
+                       hint="try again when it has finished (or set QUALCODE_BUSY_TIMEOUT_MS to wait longer)")
+
+
+def open_project(path: str | os.PathLike[str], create: bool = True) -> Project:
     """Open (or create) a project database and bring its schema up to date.
 
     Raises :class:`NotAProject` for a file that is not SQLite or belongs to
@@ -219,7 +308,7 @@ def open_project(path: str | os.PathLike[str], create: bool = True) -> sqlite_ut
     # WAL with synchronous=NORMAL cannot corrupt the file; it only risks the
     # last commit on power loss, and makes one-transaction-per-file ingest fast.
     conn.execute("PRAGMA synchronous = NORMAL")
-    db = sqlite_utils.Database(conn)
+    db = Project(conn)
     if app_id == 0:
         conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
     migrations.apply(db)
