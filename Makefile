@@ -23,13 +23,19 @@ install: $(STAMP)
 # Builds $(DB) from corpora/ with the default codebook and the sample coding.
 demo-db: install
 	rm -f $(DB) $(DB)-wal $(DB)-shm
-	$(BIN)/qualcode init --db $(DB)
-	$(BIN)/qualcode codebook load codebooks/lessons.yml --db $(DB)
+	$(BIN)/qualcode init --db $(DB) \
+	  --title "qualcode — continuous improvement in three school districts (fictional sample)" \
+	  --description "Interviews, focus groups and site-visit notes from an evaluation of how school districts run continuous improvement, coded against the lessons codebook. The sample corpus is fictional: every district, school and person in it was invented for qualcode." \
+	  --license "Apache-2.0 (code); sample corpus CC BY 4.0" --source "qualcode sample corpora"
+	$(BIN)/qualcode codebook load lessons --db $(DB)
 	$(BIN)/qualcode ingest --manifest corpora/manifest.csv --db $(DB)
 	$(BIN)/qualcode code --batch corpora/coding/rosa-delgado.csv --create-coder --db $(DB)
 	$(BIN)/qualcode code --batch corpora/coding/sam-okonjo.csv --create-coder --db $(DB)
 	$(BIN)/qualcode suggest --db $(DB)
 	$(BIN)/qualcode status --db $(DB)
+	@echo
+	@echo "qualcode is installed in $(BIN): run it as $(BIN)/qualcode, or put it on your PATH for this"
+	@echo "shell with 'source $(BIN)/activate' and then just type 'qualcode'. The demo project is $(DB)."
 
 demo: demo-db
 	$(BIN)/qualcode serve --db $(DB) --port $(PORT)

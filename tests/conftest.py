@@ -111,7 +111,7 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(db_path, *args: str):
+def running_server(db_path, *args: str, cwd=ROOT):
     """A real `qualcode serve` on 127.0.0.1, polled until it answers; yields its base URL."""
     import subprocess
     import sys
@@ -121,7 +121,7 @@ def running_server(db_path, *args: str):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "qualcode", "serve", "--db", str(db_path), "--port", str(port), *args],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

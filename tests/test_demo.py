@@ -8,7 +8,7 @@ import time
 import urllib.request
 
 from .conftest import ROOT
-from .test_serve import free_port
+from .conftest import free_port
 
 
 def test_make_demo_ends_with_the_server_answering(tmp_path):
@@ -35,6 +35,12 @@ def test_make_demo_ends_with_the_server_answering(tmp_path):
             lessons = json.loads(r.read())
         assert {a["code_id"] for a in lessons} == {"purpose", "support", "scaling", "context"}
         assert all(0.7 < a["cohen_kappa"] < 1 for a in lessons)
+        # The sample says what it is: its title and licence come from the project the demo built.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            page = r.read().decode()
+        assert "three school districts (fictional sample)</h1>" in page and "sample corpus CC BY 4.0" in page
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+    output = proc.stdout.read().decode()
+    assert "run it as .venv/bin/qualcode" in output and "source .venv/bin/activate" in output

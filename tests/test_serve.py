@@ -14,7 +14,7 @@ from datasette.app import Datasette
 from qualcode import cli
 from qualcode.publish import is_loopback, load_metadata
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port, running_server
 
 
 @pytest.fixture
@@ -52,34 +52,22 @@ def test_is_loopback(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PROJECT_TITLE = "Coaching study, spring 2025 (test)"
 
 
 @pytest.fixture(scope="module")
-def server(gold_db):
-    """A real `qualcode serve` on 127.0.0.1, polled until it answers."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qualcode", "serve", "--db", str(gold_db), "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
-            time.sleep(0.3)
-    yield base
-    proc.terminate()
-    proc.wait(timeout=10)
+def server(gold_db, tmp_path_factory):
+    """A real `qualcode serve` on 127.0.0.1 of a project with its own title, started from another folder."""
+    from qualcode import open_project
+    from qualcode.about import set_about
+
+    path = tmp_path_factory.mktemp("served") / "qualcode.db"
+    shutil.copy(gold_db, path)
+    db = open_project(path)
+    set_about(db, title=PROJECT_TITLE, license="internal use only")
+    db.close()
+    with running_server(path, cwd=path.parent) as base:
+        yield base
 
 
 def test_real_server_on_loopback(server):
@@ -87,7 +75,9 @@ def test_real_server_on_loopback(server):
         rows = json.loads(r.read())
     assert len(rows) >= 18
     with urllib.request.urlopen(f"{server}/", timeout=5) as r:
-        assert "fictional sample" in r.read().decode()
+        page = r.read().decode()
+    # A project that never set its title is served under its file name, never under the sample's words.
+    assert f"<h1>{PROJECT_TITLE}</h1>" in page and "internal use only" in page and "fictional sample" not in page
 
 
 CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -98,7 +88,7 @@ CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disabl
 @pytest.mark.parametrize(
     "name,path,expected",
     [
-        ("home", "/", "continuous improvement in three school districts"),
+        ("home", "/", PROJECT_TITLE),
         ("documents", "/qualcode/documents?_facet=district", "Harbor Unified (fictional)"),
         ("excerpts", "/qualcode/excerpts?code_id=support.coaching", "Coaching"),
         ("search", "/qualcode/segments?_search=coaching", "coach"),
@@ -188,7 +178,14 @@ async def test_canned_queries(gold_datasette, gold_db):
     expected = db.execute("SELECT count(*) FROM excerpts WHERE lesson_id = 'support' AND site = 'Bayview Elementary'").fetchone()[0]
     assert len(found) == expected > 0
     matrix = await rows("code_by_site_matrix")
-    assert len(matrix) == 17 and all(r["total"] == r["harbor"] + r["cedar_valley"] + r["lakemont"] for r in matrix)
+    sites = [r[0] for r in db.execute("SELECT DISTINCT site FROM documents ORDER BY site")]
+    assert len(matrix) == 17 and list(matrix[0])[2:] == [*sites, "total"]
+    for row in matrix:
+        assert row["total"] == sum(row[site] for site in sites) > 0
+        for site in sites:
+            assert row[site] == db.execute(
+                "SELECT count(DISTINCT g.segment_id) FROM codings g JOIN segments s ON s.id = g.segment_id "
+                "JOIN documents d ON d.id = s.document_id WHERE g.code_id = ? AND d.site = ?", [row["code_id"], site]).fetchone()[0]
     co = await rows("cooccurrence_for_code", code="scaling.spread")
     assert co[0]["other_code"] == "scaling.deepening"
     hits = await rows("search_lesson_excerpts", lesson="support", q="coaching")

@@ -68,20 +68,58 @@ def cli():
     """
 
 
+def about_options(fn):
+    for name, help_text in reversed([
+        ("--title", "The project's title, shown at the top of every page it is served with."),
+        ("--description", "A sentence or two on what the project is (plain text)."),
+        ("--license", "The licence under which the data may be used, e.g. 'CC BY 4.0' or 'internal use only'."),
+        ("--license-url", "A link to the licence."),
+        ("--source", "Who collected the data, or where it comes from."),
+        ("--source-url", "A link to the source."),
+    ]):
+        fn = click.option(name, help=help_text)(fn)
+    return fn
+
+
 @cli.command()
+@about_options
 @db_option
-def init(db_path):
+def init(db_path, **about):
     """Create a project database (or upgrade an old one in place).
 
     \b
     Example:
-        qualcode init --db study.db
+        qualcode init --db study.db --title "Coaching study, spring 2025" --license "internal use only"
     """
+    from .about import set_about
+
     existed = Path(db_path).exists()
     db = _open(db_path, create=True)
+    if any(v is not None for v in about.values()):
+        set_about(db, **about)
     status = project_status(db)
     verb = "Opened" if existed else "Created"
     click.echo(f"{verb} project {db_path} (schema {status['schema'][-1]})")
+
+
+@cli.command()
+@about_options
+@db_option
+def about(db_path, **values):
+    """Show or change the project's title, description and licence.
+
+    These are what `qualcode serve` and a published copy show; an empty value clears one.
+
+    \b
+    Example:
+        qualcode about --title "Coaching study, spring 2025" --license "CC BY 4.0"
+    """
+    from .about import FIELDS, get_about, set_about
+
+    db = _open(db_path)
+    current = set_about(db, **values) if any(v is not None for v in values.values()) else get_about(db)
+    for field in FIELDS:
+        click.echo(f"{field.replace('_', ' ')}: {current[field] or '(not set)'}")
 
 
 # --- codebook -----------------------------------------------------------------
@@ -101,7 +139,7 @@ def codebook_validate(files):
     Example:
         qualcode codebook validate codebooks/lessons.yml
     """
-    problems = [p for f in files for p in codebook_lib.validate_codebook(f)]
+    problems = [p for f in files for p in codebook_lib.validate_codebook(codebook_lib.resolve_codebook(f))]
     for problem in problems:
         click.echo(str(problem), err=True)
     if problems:
@@ -117,14 +155,17 @@ def codebook_validate(files):
 def codebook_load(file, force, db_path):
     """Load a codebook into the project, syncing its codes.
 
+    FILE is a YAML codebook, or the name of one that qualcode ships (`lessons`).
+
     Changed codes are updated in place; a removed code that has codings is
     refused (or archived with --force).
 
     \b
     Example:
-        qualcode codebook load codebooks/lessons.yml
+        qualcode codebook load lessons
+        qualcode codebook load my-codebook.yml
     """
-    book = codebook_lib.load_codebook(file)
+    book = codebook_lib.load_codebook(codebook_lib.resolve_codebook(file))
     db = _open(db_path, create=True)
     result = codebook_lib.sync_codebook(db, book, force=force)
     parts = [f"{len(getattr(result, k))} {k}" for k in ("added", "updated", "unchanged", "restored", "archived", "deleted")
@@ -144,7 +185,7 @@ def codebook_show(file, db_path):
         qualcode codebook show codebooks/lessons.yml
     """
     if file:
-        book = codebook_lib.load_codebook(file)
+        book = codebook_lib.load_codebook(codebook_lib.resolve_codebook(file))
         click.echo(f"{book.name} {book.version}")
         for code, _, depth in book.walk():
             click.echo(f"{'  ' * (depth + 1)}{code.id:<{34 - 2 * depth}} {code.name}")
@@ -319,7 +360,7 @@ def status(db_path):
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind; other than loopback exposes the data.")
 @click.option("--port", default=8001, show_default=True, type=int)
-@click.option("--metadata", type=click.Path(dir_okay=False), help="Datasette metadata (default: ./datasette-metadata.yml).")
+@click.option("--metadata", type=click.Path(dir_okay=False), help="Datasette metadata to use instead of the one qualcode ships.")
 @click.option("--allow-remote", is_flag=True, help="Allow --host other than loopback (the transcripts become reachable).")
 @click.option("--user", help="Require this user's password (hash in QUALCODE_PASSWORD_HASH) for every page.")
 @db_option

@@ -492,3 +492,28 @@ def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> 
             top.append(node)
     data = {"name": book["name"], "version": book["version"] or "", "description": book["description"] or "", "codes": top}
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+#: Codebooks shipped with qualcode, loadable by name from any folder.
+PACKAGED = Path(__file__).with_name("codebooks")
+
+
+def packaged_codebooks() -> list[str]:
+    return sorted(p.stem for p in PACKAGED.glob("*.yml"))
+
+
+def resolve_codebook(ref: str | Path) -> Path:
+    """A codebook file from a path, or from the name of one that qualcode ships (``lessons``).
+
+    A path that exists wins; otherwise a bare name is looked up among the packaged codebooks.
+    """
+    path = Path(ref)
+    if path.exists():
+        return path
+    packaged = PACKAGED / f"{path.stem if path.suffix in ('.yml', '.yaml') else path.name}.yml"
+    if path.parent == Path(".") and packaged.is_file():
+        return packaged
+    raise CodebookError(
+        f"no such codebook: looked for the file {path.resolve()} and for a packaged codebook named '{path.stem}'",
+        path, hint=f"give the path of a YAML codebook, or one of the packaged names: {', '.join(packaged_codebooks())}",
+    )

@@ -622,3 +622,21 @@ def _m0005_team(db: sqlite_utils.Database) -> None:
         JOIN codes c ON c.id = f.code_id;
         """
     )
+
+
+@migrations(name="0006_about")
+def _m0006_about(db: sqlite_utils.Database) -> None:
+    """What a project says about itself when served: its own title, description and licence."""
+    db.executescript(
+        """
+        CREATE TABLE about (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            title TEXT,
+            description TEXT,
+            license TEXT,
+            license_url TEXT,
+            source TEXT,
+            source_url TEXT
+        );
+        """
+    )

@@ -18,28 +18,29 @@ from datasette import hookimpl
 
 from .errors import QualcodeError
 
-METADATA_FILE = "datasette-metadata.yml"
+#: The metadata every project is served with, shipped inside the package.
+METADATA_FILE = Path(__file__).with_name("datasette-metadata.yml")
 #: The database name used as the key in datasette-metadata.yml.
 METADATA_DATABASE = "qualcode"
 
 
 def load_metadata(path: str | Path | None, db_path: str | Path) -> dict:
-    """Read the metadata file and point its database section at the file being served.
+    """The metadata to serve ``db_path`` with: our packaged file (or ``path``), fitted to the project.
 
-    Datasette keys metadata by database name (the file's stem), while one
-    metadata file serves any project file, so we rename the section.
+    Datasette keys metadata by database name (the file's stem), while one metadata file serves any
+    project file, so we rename the section; the title, description and licence come from the
+    project itself, and the code × site matrix gets one column per site of this project.
     """
-    if path is None:
-        if not Path(METADATA_FILE).is_file():
-            return {}
-        path = METADATA_FILE
+    path = Path(path) if path is not None else METADATA_FILE
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise QualcodeError("no such metadata file", path) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         raise QualcodeError(f"YAML syntax error: {getattr(e, 'problem', e)}", path, mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise QualcodeError("the metadata file must be a mapping of settings", path)
     databases = data.get("databases") or {}
     name = Path(db_path).stem
     if METADATA_DATABASE in databases and name != METADATA_DATABASE:
@@ -49,7 +50,46 @@ def load_metadata(path: str | Path | None, db_path: str | Path) -> dict:
         for part in [*(dashboard.get("charts") or {}).values(), *(dashboard.get("filters") or {}).values()]:
             if part.get("db") == METADATA_DATABASE:
                 part["db"] = name
-    return data
+    return _fit_to_project(data, db_path, databases.get(name) or {})
+
+
+def _fit_to_project(data: dict, db_path: str | Path, section: dict) -> dict:
+    from .about import apply_to_metadata, get_about
+
+    about, sites = {}, []
+    if Path(db_path).is_file():
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{Path(db_path).resolve()}?mode=ro", uri=True)
+        try:
+            import sqlite_utils
+
+            db = sqlite_utils.Database(conn)
+            if db["about"].exists():
+                about = get_about(db)
+            sites = [r[0] for r in conn.execute("SELECT DISTINCT coalesce(site, '') FROM documents ORDER BY 1")]
+        except sqlite3.DatabaseError:
+            pass  # not a project (yet): serve with the defaults; `serve` has checked the file already
+        finally:
+            conn.close()
+    query = (section.get("queries") or {}).get("code_by_site_matrix")
+    if query is not None:
+        query["sql"] = code_by_site_sql(sites)
+    return apply_to_metadata(data, about, Path(db_path).stem)
+
+
+def code_by_site_sql(sites: list[str]) -> str:
+    """Segments per sub-code, one column per site: written for each project, since SQL cannot pivot."""
+    def literal(value: str) -> str:
+        return "'" + value.replace("'", "''") + "'"
+
+    def column(value: str) -> str:
+        return '"' + (value or "(no site)").replace('"', '""') + '"'
+
+    columns = "".join(f"  sum(case when coalesce(site, '') = {literal(site)} then segments else 0 end) as {column(site)},\n"
+                      for site in sites)
+    return ("select code_id, code_name,\n" + columns + "  sum(segments) as total\nfrom code_by_site\n"
+            "where depth = 1\ngroup by code_id\norder by total desc")
 
 
 @hookimpl
