@@ -22,19 +22,33 @@ from .status import project_status
 
 
 class QualcodeGroup(click.Group):
-    """Turns library errors into one-line messages, in one place."""
+    """Turns library errors into one-line messages, in one place.
+
+    Every group of ours is one (``group_class``), so the innermost group, which knows the command
+    that failed, words the message: a hint offers only options that this command has.
+    """
+
+    group_class = type
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except QualcodeError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(error_line(e, self.get_command(ctx, ctx.invoked_subcommand or ""))) from None
         except sqlite3.OperationalError as e:
             # Units of work wait in Project.atomic(); a lock met elsewhere is still a busy project, not a bug.
             if "locked" not in str(e) and "busy" not in str(e):
                 raise
             raise click.ClickException("the project is busy: another program held its write lock past the "
                                        "busy timeout — try again when it has finished") from None
+
+
+def error_line(error: QualcodeError, command: click.Command | None) -> str:
+    if error.or_option and command is not None:
+        option, clause = error.or_option
+        if any(option in p.opts for p in command.params):
+            error.hint = f"{error.hint} or {clause}" if error.hint else clause
+    return str(error)
 
 
 def db_option(fn):

@@ -79,8 +79,8 @@ def find_coder(db: sqlite_utils.Database, name: str, create: bool = False) -> in
     if row:
         return row["id"]
     if not create:
-        raise CodingError(f"unknown coder '{name}'",
-                          hint=f"add them with `qualcode coder add \"{name}\"` or pass --create-coder")
+        raise CodingError(f"unknown coder '{name}'", hint=f"add them with `qualcode coder add \"{name}\"`",
+                          or_option=("--create-coder", "pass --create-coder"))
     if not name.strip():
         raise CodingError("a coder needs a name")
     return db.execute("INSERT INTO coders (name, created_at) VALUES (?, ?)", [name.strip(), now()]).lastrowid

@@ -18,12 +18,16 @@ class QualcodeError(Exception):
         path: str | Path | None = None,
         line: int | None = None,
         hint: str | None = None,
+        or_option: tuple[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.path = str(path) if path is not None else None
         self.line = line
         self.hint = hint
+        #: A way out that only some commands offer, as (option, how to say it): the CLI adds it to
+        #: the hint only when the command that failed has that option.
+        self.or_option = or_option
 
     def __str__(self) -> str:
         where = ""
