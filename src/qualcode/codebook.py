@@ -418,7 +418,30 @@ def _rehome(db: sqlite_utils.Database, code_id: str, new_id: str, new_parent: st
                 db.execute(f"UPDATE {table} SET code_id = ? WHERE code_id = ?", [new, old])
         for c in reversed(tree):
             db.execute("DELETE FROM codes WHERE id = ?", [c["id"]])
+        _renumber(db, tree[0]["codebook_id"], last=new_id if new_parent != tree[0]["parent_id"] else None)
     return result
+
+
+def _renumber(db: sqlite_utils.Database, codebook_id: str, last: str | None = None) -> None:
+    """Number a codebook's codes in tree order (parents before children, siblings in their order).
+
+    ``sort_order`` is one sequence for the whole tree, so a code moved to a new parent must be
+    numbered again inside that parent, or every reader of the order (`show`, `dump`, exports) would
+    still place it under its old one. A moved code (``last``) goes after its new siblings.
+    """
+    rows = list(db.query("SELECT id, parent_id, sort_order FROM codes WHERE codebook_id = ?", [codebook_id]))
+    children: dict[str | None, list[dict]] = {}
+    for row in rows:
+        children.setdefault(row["parent_id"], []).append(row)
+    order: list[str] = []
+
+    def walk(parent: str | None) -> None:
+        for row in sorted(children.get(parent, []), key=lambda r: (r["id"] == last, r["sort_order"])):
+            order.append(row["id"])
+            walk(row["id"])
+
+    walk(None)
+    db.conn.executemany("UPDATE codes SET sort_order = ? WHERE id = ?", list(enumerate(order)))
 
 
 def rename_code(db: sqlite_utils.Database, code_id: str, new_id: str | None = None, name: str | None = None) -> MaintenanceResult:
@@ -439,6 +462,8 @@ def move_code(db: sqlite_utils.Database, code_id: str, parent: str | None) -> Ma
     if parent:
         _code(db, parent)
     leaf = code_id.rsplit(".", 1)[-1]
+    if _code(db, code_id)["parent_id"] == parent:
+        return MaintenanceResult()  # already there
     return _rehome(db, code_id, f"{parent}.{leaf}" if parent else leaf, parent)
 
 
@@ -473,6 +498,8 @@ def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> 
     rows = list(db.query("SELECT * FROM codes WHERE codebook_id = ? AND archived = 0 ORDER BY sort_order", [book["id"]]))
     nodes: dict[str, dict] = {}
     top: list[dict] = []
+    known = {r["id"] for r in rows}
+    rows.sort(key=lambda r: (r["depth"], r["sort_order"]))  # every parent's node exists before its children
     for r in rows:
         node = {"id": r["id"], "name": r["name"], "definition": r["definition"]}
         for key in ("include", "exclude"):
@@ -485,9 +512,8 @@ def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> 
         if r["color"]:
             node["color"] = r["color"]
         nodes[r["id"]] = node
-        parent = nodes.get(r["parent_id"]) if r["parent_id"] else None
-        if parent is not None:
-            parent.setdefault("children", []).append(node)
+        if r["parent_id"] in known:
+            nodes[r["parent_id"]].setdefault("children", []).append(node)
         else:
             top.append(node)
     data = {"name": book["name"], "version": book["version"] or "", "description": book["description"] or "", "codes": top}
