@@ -341,6 +341,46 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
 
 
 @cli.command()
+@click.argument("document")
+@click.option("--coder", "coders", multiple=True, help="Only this coder's codings (repeatable).")
+@click.option("--code", "codes", multiple=True, help="Only this code's codings; a lesson means its sub-codes (repeatable).")
+@click.option("--width", default=100, show_default=True, type=click.IntRange(40, 400), help="Wrap text at this many columns.")
+@db_option
+def show(document, coders, codes, width, db_path):
+    """Print a document as a transcript: turn numbers, speakers, times, and each turn's codings.
+
+    The reference to code a turn from the terminal is DOCUMENT:TURN, e.g. harbor-04-teacher-seacliff:12.
+
+    \b
+    Example:
+        qualcode show harbor-04-teacher-seacliff --coder "Rosa Delgado"
+    """
+    import textwrap
+
+    from .transcript import clock, read_transcript
+
+    t = read_transcript(_open(db_path), document, list(coders), list(codes))
+    d = t.document
+    click.echo(d["title"] or d["id"])
+    facts = [d["id"], d["kind"], d["site"], d["role"], d["date"], _n(len(t.turns), "turn")]
+    click.echo(" · ".join(str(f) for f in facts if f))
+    click.echo(f"Code a turn with: qualcode code {d['id']}:TURN CODE --coder NAME")
+    for turn in t.turns:
+        when = f" ({clock(turn.start_time)})" if turn.start_time is not None else ""
+        click.echo(f"\n[{turn.seq}] {turn.speaker or ''}{when}".rstrip())
+        click.echo(textwrap.fill(turn.text, width, initial_indent="    ", subsequent_indent="    "))
+        by_code: dict[tuple, list[str]] = {}
+        for c in turn.codings:
+            span = ""
+            if c["start_char"] is not None:
+                words = turn.text[c["start_char"] - turn.start_char:c["end_char"] - turn.start_char]
+                span = f' "{textwrap.shorten(words, 60, placeholder="…")}"'
+            by_code.setdefault((c["code_id"], c["code_name"], span), []).append(c["coder"])
+        for (code_id, name, span), names in by_code.items():
+            click.echo(f"    ▸ {code_id} ({name}){span} — {', '.join(names)}")
+
+
+@cli.command()
 @db_option
 def status(db_path):
     """Show what the project holds: documents by kind and site, share coded.
