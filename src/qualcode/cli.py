@@ -359,7 +359,7 @@ def show(document, coders, codes, width, db_path):
 
     from .transcript import clock, read_transcript
 
-    t = read_transcript(_open(db_path), document, list(coders), list(codes))
+    t = read_transcript(_open(db_path), document, list(coders) or None, list(codes) or None)
     d = t.document
     click.echo(d["title"] or d["id"])
     facts = [d["id"], d["kind"], d["site"], d["role"], d["date"], _n(len(t.turns), "turn")]
@@ -417,8 +417,10 @@ def status(db_path):
 @click.option("--metadata", type=click.Path(dir_okay=False), help="Datasette metadata to use instead of the one qualcode ships.")
 @click.option("--allow-remote", is_flag=True, help="Allow --host other than loopback (the transcripts become reachable).")
 @click.option("--user", help="Require this user's password (hash in QUALCODE_PASSWORD_HASH) for every page.")
+@click.option("--read", type=click.Choice(["anyone", "coders"]), default="anyone", show_default=True,
+              help="Who may read the project: anyone who reaches the server, or only coders signed in to the workspace.")
 @db_option
-def serve(host, port, metadata, allow_remote, user, db_path):
+def serve(host, port, metadata, allow_remote, user, read, db_path):
     """Browse the project in Datasette, on 127.0.0.1 by default.
 
     \b
@@ -436,6 +438,7 @@ def serve(host, port, metadata, allow_remote, user, db_path):
                                        "— pass --allow-remote if that is what you want")
         click.echo(f"Warning: serving on {host} makes the transcripts reachable from other machines.", err=True)
     data = load_metadata(metadata, db_path)
+    data.setdefault("plugins", {})["qualcode"] = {"read": read}
     if user:
         data = with_password(data, user)
     args = datasette_args(db_path, data, host, port)
@@ -1074,6 +1077,69 @@ def publish(out, pseudonymise, names_file, include_unpublished, force, db_path):
     click.echo(f"Published {out} (read-only): {_n(r['documents'], 'document')}, {_n(r['segments'], 'segment')}, "
                f"{_n(r['codings'], 'coding')}; {r['dropped_documents']} unpublished dropped, "
                f"{r['pseudonymised_documents']} pseudonymised")
+
+
+@cli.group()
+def login():
+    """Coders' logins for the browser workspace (`qualcode serve`, then /-/code)."""
+
+
+@login.command("add")
+@click.argument("coder")
+@click.option("--password", help="The password (asked for, hidden, when not given).")
+@click.option("--create-coder", is_flag=True, help="Create the coder if they are new.")
+@db_option
+def login_add(coder, password, create_coder, db_path):
+    """Give a coder a password for the workspace (or a new one).
+
+    The hash is kept in PROJECT.db.logins beside the project, never in it, so a published or
+    cloned project carries no password.
+
+    \b
+    Example:
+        qualcode login add "Rosa Delgado"
+    """
+    from .coding import find_coder
+    from .logins import logins_path, set_login
+
+    if create_coder:
+        with _open(db_path).atomic() as db:
+            find_coder(db, coder, create=True)
+    if not password:
+        password = click.prompt(f"Password for {coder}", hide_input=True, confirmation_prompt=True, err=True)
+    new = set_login(db_path, coder, password)
+    click.echo(f"{'Added a login for' if new else 'Changed the password of'} {coder} (in {logins_path(db_path)})")
+
+
+@login.command("list")
+@db_option
+def login_list(db_path):
+    """List the coders who can sign in to the workspace.
+
+    \b
+    Example:
+        qualcode login list
+    """
+    from .logins import read_logins
+
+    names = sorted(read_logins(db_path))
+    click.echo("\n".join(names) if names else "No logins yet: add one with `qualcode login add NAME`.")
+
+
+@login.command("remove")
+@click.argument("coder")
+@db_option
+def login_remove(coder, db_path):
+    """Take away a coder's login (their codings stay).
+
+    \b
+    Example:
+        qualcode login remove "Sam Okonjo"
+    """
+    from .logins import remove_login
+
+    remove_login(db_path, coder)
+    click.echo(f"Removed the login of {coder}")
 
 
 @cli.command("hash-password")

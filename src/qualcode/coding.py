@@ -41,6 +41,7 @@ class CodingResult:
     unchanged: int = 0
     removed: int = 0
     coders_created: list[str] = field(default_factory=list)
+    coding_id: int | None = None  # the coding that `apply_code` made, or found already there
 
 
 def find_segment(db: sqlite_utils.Database, ref: str | int) -> Segment:
@@ -141,8 +142,12 @@ def apply_code(
         seg = find_segment(db, segment)
         code_id = find_code(db, code)
         coder_id = find_coder(db, coder, create_coder)
-        added = _insert(db, seg, code_id, coder_id, parse_span(span, seg), origin, memo)
-    return CodingResult(added=int(added), unchanged=int(not added))
+        bounds = parse_span(span, seg)
+        added = _insert(db, seg, code_id, coder_id, bounds, origin, memo)
+        coding_id = db.execute("SELECT id FROM codings WHERE segment_id = ? AND code_id = ? AND coder_id = ? "
+                               "AND start_char IS ? AND end_char IS ?",
+                               [seg.id, code_id, coder_id, *(bounds or (None, None))]).fetchone()[0]
+    return CodingResult(added=int(added), unchanged=int(not added), coding_id=coding_id)
 
 
 def remove_code(db: sqlite_utils.Database, segment: str | int, code: str, coder: str, span: str | None = None) -> int:
@@ -229,3 +234,28 @@ def apply_batch(
             except CodingError as e:
                 raise CodingError(e.message, path, line, e.hint) from None
     return result
+
+
+def _own_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict:
+    row = next(db.query("SELECT g.*, c.name AS coder FROM codings g JOIN coders c ON c.id = g.coder_id "
+                        "WHERE g.id = ?", [coding_id]), None)
+    if row is None:
+        raise CodingError(f"no coding {coding_id}", hint="it may have been removed already")
+    if row["coder"] != coder:
+        raise CodingError(f"coding {coding_id} is {row['coder']}'s", hint="a coder changes only their own codings")
+    return row
+
+
+def remove_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict:
+    """Remove one of ``coder``'s own codings by id; returns it, so it can be put back."""
+    with db.atomic():
+        row = _own_coding(db, coding_id, coder)
+        db.execute("DELETE FROM codings WHERE id = ?", [coding_id])
+    return row
+
+
+def set_coding_memo(db: sqlite_utils.Database, coding_id: int, coder: str, memo: str | None) -> None:
+    """Write (or clear, with an empty memo) the memo on one of ``coder``'s own codings."""
+    with db.atomic():
+        _own_coding(db, coding_id, coder)
+        db.execute("UPDATE codings SET memo = ? WHERE id = ?", [(memo or "").strip() or None, coding_id])

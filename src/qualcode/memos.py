@@ -82,3 +82,18 @@ def list_memos(
         {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY m.created_at, m.id"""
     return list(db.query(sql, params))
+
+
+def edit_memo(db: sqlite_utils.Database, memo_id: int, coder: str, text: str) -> None:
+    """Change the text of one of ``coder``'s own memos; an empty text deletes it."""
+    with db.atomic():
+        row = next(db.query("SELECT m.id, c.name AS coder FROM memos m JOIN coders c ON c.id = m.coder_id "
+                            "WHERE m.id = ?", [memo_id]), None)
+        if row is None:
+            raise CodingError(f"no memo {memo_id}", hint="it may have been deleted already")
+        if row["coder"] != coder:
+            raise CodingError(f"memo {memo_id} is {row['coder']}'s", hint="a coder changes only their own memos")
+        if text.strip():
+            db.execute("UPDATE memos SET text = ? WHERE id = ?", [text.strip(), memo_id])
+        else:
+            db.execute("DELETE FROM memos WHERE id = ?", [memo_id])

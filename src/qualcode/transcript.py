@@ -44,13 +44,20 @@ def find_document(db: sqlite_utils.Database, document_id: str) -> dict:
 
 
 def read_transcript(db: sqlite_utils.Database, document_id: str, coders: list[str] | None = None,
-                    codes: list[str] | None = None) -> Transcript:
-    """The document's turns with their codings; ``coders``/``codes`` narrow the codings shown."""
+                    codes: list[str] | None = None, segment: int | None = None) -> Transcript:
+    """The document's turns with their codings; ``coders``/``codes`` narrow the codings shown, and
+    ``segment`` reads that one turn only."""
     document = find_document(db, document_id)
+    only = " AND id = ?" if segment is not None else ""
     turns = {r["id"]: Turn(**r) for r in db.query(
         "SELECT id, seq, speaker, start_time, end_time, start_char, end_char, text FROM segments "
-        "WHERE document_id = ? ORDER BY seq", [document_id])}
+        f"WHERE document_id = ?{only} ORDER BY seq", [document_id] + ([segment] if segment is not None else []))}
     where, params = ["s.document_id = ?"], [document_id]
+    if segment is not None:
+        where.append("s.id = ?")
+        params.append(segment)
+    if coders is not None and not coders:
+        return Transcript(document, list(turns.values()))  # nobody's codings may be shown
     if coders:
         where.append(f"c.name IN ({', '.join('?' * len(coders))})")
         params += coders
@@ -58,7 +65,8 @@ def read_transcript(db: sqlite_utils.Database, document_id: str, coders: list[st
         where.append(f"(g.code_id IN ({', '.join('?' * len(codes))}) OR k.lesson_id IN ({', '.join('?' * len(codes))}))")
         params += codes + codes
     for row in db.query(
-        f"""SELECT g.id, g.segment_id, g.code_id, k.name AS code_name, k.lesson_id, k.color, c.name AS coder,
+        f"""SELECT g.id, g.segment_id, g.code_id, k.name AS code_name, k.lesson_id,
+                   coalesce(k.color, (SELECT l.color FROM codes l WHERE l.id = k.lesson_id)) AS color, c.name AS coder,
                    g.start_char, g.end_char, g.origin, g.memo, g.created_at
             FROM codings g JOIN segments s ON s.id = g.segment_id JOIN codes k ON k.id = g.code_id
             JOIN coders c ON c.id = g.coder_id
