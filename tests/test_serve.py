@@ -201,7 +201,7 @@ async def test_canned_queries(gold_datasette, gold_db):
 async def test_internal_tables_hidden(gold_datasette):
     response = await gold_datasette.client.get("/qualcode.json")
     tables = {t["name"]: t["hidden"] for t in response.json()["tables"]}
-    assert tables["_sqlite_migrations"] and tables["segments_fts"]
+    assert tables["_sqlite_migrations"] and tables["segments_fts"] and tables["coding_removals"]
     assert not tables["segments"] and not tables["documents"]
 
 
