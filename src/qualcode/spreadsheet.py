@@ -24,6 +24,13 @@ from typing import Any, Awaitable, Callable
 #: How a formula (or a DDE payload) can start, per OWASP's CSV injection page.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+#: How a cell of CSV records might start with one of them, as bytes: after a comma or a
+#: newline, quoted or not. A CR is always quoted by a CSV writer, so ``,\r`` is only a record
+#: ending in an empty cell. A superset (a comma or newline inside quotes matches too),
+#: checked with substring searches, which cost far less than a regex.
+_CELL_STARTS = tuple(sep + c for sep in (b",", b"\n") for c in (b"=", b"+", b"-", b"@", b"\t")) + tuple(
+    sep + b'"' + c for sep in (b",", b"\n") for c in (b"=", b"+", b"-", b"@", b"\t", b"\r"))
+_RECORD_STARTS = (b"=", b"+", b"-", b"@", b"\t", b'"=', b'"+', b'"-', b'"@', b'"\t', b'"\r')
 
 
 def csv_cell(value: Any) -> Any:
@@ -61,6 +68,9 @@ class SafeCsvStream:
         self._pending = ""
 
     def feed(self, data: bytes, final: bool = False) -> bytes:
+        if (not self._pending and not self._decoder.getstate()[0] and data.endswith(b"\n")
+                and data.count(b'"') % 2 == 0 and not _may_start_formula(data)):
+            return data  # whole records with nothing to neutralise: most rows, passed through as they are
         text = self._pending + self._decoder.decode(data, final)
         end = len(text) if final else _records_end(text)
         self._pending = text[end:]
@@ -71,6 +81,11 @@ class SafeCsvStream:
         for row in csv.reader(io.StringIO(text[:end], newline="")):
             writer.writerow([csv_cell(cell) for cell in row])
         return out.getvalue().encode("utf-8", "surrogateescape")
+
+
+def _may_start_formula(records: bytes) -> bool:
+    """Whether a cell of these whole records (a chunk Datasette wrote) might need neutralising."""
+    return records.startswith(_RECORD_STARTS) or any(start in records for start in _CELL_STARTS)
 
 
 def _records_end(text: str) -> int:
