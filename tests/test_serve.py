@@ -15,6 +15,7 @@ from qualcode import cli
 from qualcode.publish import is_loopback, load_metadata
 
 from .conftest import ROOT, free_port, running_server
+from .test_export import EVIL_LINES, assert_inert_csv, evil_db, unneutralised  # noqa: F401 (evil_db is a fixture)
 
 
 @pytest.fixture
@@ -198,7 +199,7 @@ async def test_canned_queries(gold_datasette, gold_db):
 async def test_internal_tables_hidden(gold_datasette):
     response = await gold_datasette.client.get("/qualcode.json")
     tables = {t["name"]: t["hidden"] for t in response.json()["tables"]}
-    assert tables["_sqlite_migrations"] and tables["segments_fts"]
+    assert tables["_sqlite_migrations"] and tables["segments_fts"] and tables["coding_removals"]
     assert not tables["segments"] and not tables["documents"]
 
 
@@ -346,3 +347,65 @@ async def test_search_modes(gold_datasette):
         "/qualcode/excerpts.json", params={"_search": "don't know", "_shape": "array", "_size": "max"})
     assert response.status_code == 200
     assert response.json() and all("know" in r["text"].lower() for r in response.json())
+
+
+# --- Datasette's CSV, neutralised like our exports ---------------------------------------------
+
+
+def test_real_server_csv_is_neutralised(server):
+    """Through `qualcode serve`, so the plugin's entry point is what installs the hook."""
+    import csv
+
+    with urllib.request.urlopen(f"{server}/qualcode/excerpts.csv?_stream=on&_size=max", timeout=30) as r:
+        rows = list(csv.DictReader(r.read().decode("utf-8").splitlines()))
+    assert len(rows) == 1284
+    assert_inert_csv(rows)
+    assert sum(row["text"].startswith("'- ") for row in rows) == 12  # field-note bullet lists
+
+
+@pytest.mark.parametrize("path", [
+    "/evil/segments.csv",
+    "/evil/segments.csv?_dl=1",
+    "/evil/segments.csv?_stream=on&_size=2",  # several pages, one chunk per row
+    "/evil/excerpts.csv?_labels=on",
+    "/evil.csv?sql=select+text,+seq+from+segments+order+by+seq",
+])
+async def test_datasette_csv_has_no_formulas(evil_db, path):
+    import csv
+
+    ds = Datasette([str(evil_db)])
+    response = await ds.client.get(path)
+    assert response.status_code == 200
+    rows = list(csv.DictReader(response.text.splitlines()))
+    assert [unneutralised(r["text"]) for r in rows] == EVIL_LINES  # the text is otherwise intact
+    assert [r["text"][0] for r in rows] == ["'", "'", "'", "'", "<"]
+    assert_inert_csv(rows)
+    assert [int(r["seq"]) for r in rows] == [1, 2, 3, 4, 5]
+    if "_dl" in path:
+        assert response.headers["content-type"].startswith("text/csv")
+
+
+async def test_datasette_csv_keeps_numbers_and_other_formats(evil_db):
+    import csv
+
+    ds = Datasette([str(evil_db)])
+    response = await ds.client.get("/evil.csv?sql=select+-3+as+n,+-0.5+as+x,+1e-5+as+e,+'-3+below'+as+t,+'%3D1%2B1'+as+f")
+    assert list(csv.reader(response.text.splitlines())) == [["n", "x", "e", "t", "f"], ["-3", "-0.5", "1e-05", "'-3 below", "'=1+1"]]
+    data = (await ds.client.get("/evil/segments.json?_shape=array")).json()
+    assert [r["text"] for r in data] == EVIL_LINES  # JSON is left exactly as stored
+    page = await ds.client.get("/evil/segments")
+    assert "&lt;script&gt;" in page.text and "<script>alert(1)" not in page.text  # Datasette escapes its HTML itself
+
+
+def test_csv_stream_rewrites_whatever_the_chunks():
+    from qualcode.spreadsheet import SafeCsvStream
+
+    source = 'id,text\r\n1,"=A1\r\n+quoted, newline ""inside"""\r\n2,café -2\r\n-3,@x\r\nété,ok\r\n'.encode()
+    whole = SafeCsvStream().feed(source, final=True)
+    assert whole == 'id,text\r\n1,"\'=A1\r\n+quoted, newline ""inside"""\r\n2,café -2\r\n-3,\'@x\r\nété,ok\r\n'.encode()
+    stream = SafeCsvStream()
+    assert b"".join([stream.feed(source[i:i + 1]) for i in range(len(source))] + [stream.feed(b"", final=True)]) == whole
+    assert SafeCsvStream().feed(b"a,b\r\n=x,c\r\n") == b"a,b\r\n'=x,c\r\n"  # several records in one chunk
+    for cut in range(len(source)):
+        stream = SafeCsvStream()
+        assert stream.feed(source[:cut]) + stream.feed(source[cut:]) + stream.feed(b"", final=True) == whole, cut

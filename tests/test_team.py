@@ -13,7 +13,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from qualcode import cli, open_project
 from qualcode.agreement import agreement, binary_alpha, cohen_kappa, krippendorff_alpha
-from qualcode.coding import CodingError, add_coder, apply_code
+from qualcode.coding import CodingError, add_coder, apply_code, remove_code
 from qualcode.export import Filters, quote_rows
 from qualcode.publish import load_metadata
 from qualcode.sync import MergeError, clone, merge
@@ -322,12 +322,44 @@ def counts(path):
         conn.close()
 
 
+def whole_segment_codings(db, coder):
+    """(DOCUMENT:SEQ, code) of the coder's whole-segment codings, one coding per segment and code."""
+    return [(r["ref"], r["code_id"]) for r in db.query(
+        """SELECT s.document_id || ':' || s.seq AS ref, g.code_id FROM codings g
+           JOIN segments s ON s.id = g.segment_id JOIN coders c ON c.id = g.coder_id
+           WHERE c.name = ? GROUP BY g.segment_id, g.code_id HAVING count(*) = 1 AND max(g.start_char) IS NULL
+           ORDER BY s.document_id, s.seq, g.code_id""", [coder])]
+
+
+def uncoded_refs(db):
+    return [r["ref"] for r in db.query(
+        "SELECT document_id || ':' || seq AS ref FROM segments s WHERE NOT EXISTS "
+        "(SELECT 1 FROM codings g WHERE g.segment_id = s.id) ORDER BY document_id, seq")]
+
+
+def coding_memo(db, ref, code, coder):
+    row = db.execute("SELECT g.memo FROM codings g JOIN segments s ON s.id = g.segment_id JOIN coders c ON c.id = g.coder_id "
+                     "WHERE s.document_id || ':' || s.seq = ? AND g.code_id = ? AND c.name = ?", [ref, code, coder]).fetchone()
+    return row[0] if row else "no coding"
+
+
+def segment_memos(db, ref, coder):
+    return [r[0] for r in db.execute(
+        "SELECT m.text FROM memos m JOIN segments s ON s.id = m.segment_id JOIN coders c ON c.id = m.coder_id "
+        "WHERE s.document_id || ':' || s.seq = ? AND c.name = ? ORDER BY m.id", [ref, coder])]
+
+
 def test_blind_clone_leaves_out_other_coders(gold_copy, tmp_path):
     db = open_project(gold_copy)
+    for coder in (ROSA, SAM):  # a removal is a trace of what the coder had applied
+        ref, code = whole_segment_codings(db, coder)[0]
+        remove_code(db, ref, code, coder)
     out = clone(db, tmp_path / "rosa.db", for_coder=ROSA)
     copy = open_project(out)
     who = {r["name"] for r in copy.query("SELECT DISTINCT c.name FROM codings g JOIN coders c ON c.id = g.coder_id")}
     assert who == {ROSA}
+    removed = [r["name"] for r in copy.query("SELECT c.name FROM coding_removals x JOIN coders c ON c.id = x.coder_id")]
+    assert removed == [ROSA]
     assert copy.execute("SELECT count(*) FROM excerpts WHERE coder != ?", [ROSA]).fetchone()[0] == 0
     with pytest.raises(Exception, match="file exists"):
         clone(db, out)
@@ -403,3 +435,83 @@ def test_merge_refuses_another_project(gold_copy, coded_db, tmp_path):
     result = CliRunner().invoke(cli.cli, ["merge", str(not_sqlite), "--db", str(gold_copy)])
     assert result.exit_code == 1 and "not a qualcode project" in result.output
     assert dump(gold_copy) == before
+
+
+def test_merge_keeps_every_memo_and_reports_differing_ones(gold_copy, tmp_path):
+    main = open_project(gold_copy)
+    copy_path = clone(main, tmp_path / "rosa.db")
+    copy = open_project(copy_path)
+    a, b, c = uncoded_refs(main)[:3]
+    apply_code(main, a, "support.coaching", ROSA, memo="Ours: about the coach.")
+    apply_code(copy, a, "support.coaching", ROSA, memo="Theirs: about the schedule.")
+    apply_code(main, b, "support.coaching", ROSA)
+    apply_code(copy, b, "support.coaching", ROSA, memo="Only in the copy.")
+    apply_code(main, c, "support.coaching", ROSA, memo="Same in both.")
+    apply_code(copy, c, "support.coaching", ROSA, memo="Same in both.")
+
+    result = merge(main, copy_path)
+    assert result.conflicts == [f"{ROSA} on {a} support.coaching: the coding's memo differs here and in theirs "
+                                "(kept ours on the coding, theirs as a memo on the segment)"]
+    assert (result.codings, result.memos) == (0, 2)
+    assert coding_memo(main, a, "support.coaching", ROSA) == "Ours: about the coach."
+    assert segment_memos(main, a, ROSA) == ["Memo on support.coaching from a merged copy: Theirs: about the schedule."]
+    assert coding_memo(main, b, "support.coaching", ROSA) == "Only in the copy."
+    assert coding_memo(main, c, "support.coaching", ROSA) == "Same in both." and segment_memos(main, c, ROSA) == []
+    assert main.execute("SELECT memo FROM excerpts WHERE memo = 'Only in the copy.'").fetchone()  # the trigger saw it
+    snapshot = dump(gold_copy)
+    again = merge(main, copy_path)
+    assert again.changed == 0 and len(again.conflicts) == 1 and dump(gold_copy) == snapshot
+
+
+def test_merge_does_not_bring_back_a_coding_removed_here(gold_copy, tmp_path):
+    main = open_project(gold_copy)
+    (first, code1), (second, code2), (third, code3) = whole_segment_codings(main, ROSA)[:3]
+    remove_code(main, first, code1, ROSA)  # removed before the clone ...
+    copy_path = clone(main, tmp_path / "rosa.db")
+    copy = open_project(copy_path)
+    apply_code(copy, first, code1, ROSA, memo="Back on reflection.")  # ... and applied again in the copy: new work
+    remove_code(main, second, code2, ROSA)  # removed here after the clone: the copy's coding is older
+    remove_code(copy, third, code3, ROSA)  # removed in both, and applied again in the copy with a memo
+    apply_code(copy, third, code3, ROSA, memo="Rewritten in the copy.")
+    remove_code(main, third, code3, ROSA)
+    before = counts(gold_copy)
+
+    result = merge(main, copy_path)
+    assert sorted(result.conflicts) == sorted([
+        f"{ROSA} on {second} {code2}: removed here, applied in theirs (kept ours)",
+        f"{ROSA} on {third} {code3}: removed here, applied in theirs (kept ours; their memo kept as a memo on the segment)"])
+    assert (result.codings, result.memos) == (1, 1)
+    assert coding_memo(main, first, code1, ROSA) == "Back on reflection."
+    assert coding_memo(main, second, code2, ROSA) == coding_memo(main, third, code3, ROSA) == "no coding"
+    assert segment_memos(main, third, ROSA) == [f"Memo on {code3} from a merged copy: Rewritten in the copy."]
+    assert counts(gold_copy)["codings"] == before["codings"] + 1
+    snapshot = dump(gold_copy)
+    cli_run = CliRunner().invoke(cli.cli, ["merge", str(copy_path), "--db", str(gold_copy)])
+    assert cli_run.exit_code == 0 and "(nothing new)" in cli_run.output and "2 conflicts" in cli_run.output
+    assert dump(gold_copy) == snapshot
+
+
+def test_removals_are_recorded_only_for_decisions(gold_copy):
+    """A coding that goes with its segment (a document dropped or re-ingested) is no decision to remember."""
+    main = open_project(gold_copy)
+    ref, code = whole_segment_codings(main, ROSA)[0]
+    remove_code(main, ref, code, ROSA)
+    assert main.execute("SELECT count(*) FROM coding_removals").fetchone()[0] == 1
+    with main.atomic():
+        main.execute("DELETE FROM documents WHERE id = ?", [ref.split(":")[0]])
+    assert main.execute("SELECT count(*) FROM coding_removals").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize("here, there", [(False, True), (True, False)])
+def test_merge_reports_a_consensus_conflict_once(gold_copy, tmp_path, here, there):
+    main = open_project(gold_copy)
+    copy_path = clone(main, tmp_path / "copy.db")
+    copy = open_project(copy_path)
+    first = disagreements(main, [ROSA, SAM])[0]
+    decide(main, "Consensus", first, apply=here)
+    decide(copy, "Consensus", disagreements(copy, [ROSA, SAM])[0], apply=there)
+    result = merge(main, copy_path)
+    ours, theirs = ("applied", "rejected") if here else ("rejected", "applied")
+    assert result.conflicts == [f"Consensus on {first.segment} {first.code_id}: {ours} here, {theirs} in theirs (kept ours)"]
+    applied = main.execute("SELECT count(*) FROM codings g JOIN coders c ON c.id = g.coder_id WHERE c.name = 'Consensus'")
+    assert applied.fetchone()[0] == int(here)

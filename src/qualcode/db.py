@@ -640,3 +640,38 @@ def _m0006_about(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@migrations(name="0007_coding_removals")
+def _m0007_coding_removals(db: sqlite_utils.Database) -> None:
+    """A record of removed codings, so `qualcode merge` can tell a coding removed here since a
+    copy was made (a conflict) from one the copy added (new work).
+
+    A trigger keeps it, so every way of removing a coding is recorded. Codings that go with
+    their segment or code (a re-ingested turn, a merged code) are not removals of a decision
+    and are not recorded.
+    """
+    db.executescript(
+        """
+        -- id: random, so a copy knows a removal by the id it carries from the clone,
+        -- whatever the clocks of the two machines say.
+        CREATE TABLE coding_removals (
+            id TEXT PRIMARY KEY NOT NULL DEFAULT (lower(hex(randomblob(8)))),
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            code_id TEXT NOT NULL REFERENCES codes(id) ON UPDATE CASCADE ON DELETE CASCADE,
+            coder_id INTEGER NOT NULL REFERENCES coders(id) ON DELETE CASCADE,
+            start_char INTEGER,
+            end_char INTEGER,
+            removed_at TEXT NOT NULL
+        );
+        CREATE INDEX idx_coding_removals ON coding_removals(segment_id, code_id, coder_id);
+        CREATE TRIGGER coding_removals_record AFTER DELETE ON codings
+        WHEN EXISTS (SELECT 1 FROM segments WHERE id = old.segment_id)
+         AND EXISTS (SELECT 1 FROM codes WHERE id = old.code_id)
+        BEGIN
+            INSERT INTO coding_removals (segment_id, code_id, coder_id, start_char, end_char, removed_at)
+            VALUES (old.segment_id, old.code_id, old.coder_id, old.start_char, old.end_char,
+                    strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'));
+        END;
+        """
+    )

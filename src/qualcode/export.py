@@ -9,6 +9,7 @@ citation. ``pseudonymise`` replaces speaker names consistently across one export
 from __future__ import annotations
 
 import csv
+import html
 import json
 import re
 from collections import defaultdict
@@ -193,7 +194,10 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseud
 
 
 def write_table(rows: list[dict], path: str | Path) -> None:
-    """CSV or XLSX, chosen by the file's extension."""
+    """CSV or XLSX, chosen by the file's extension. Text that a spreadsheet would run as a
+    formula is neutralised (see :mod:`qualcode.spreadsheet`); numbers stay numbers."""
+    from .spreadsheet import csv_cell, xlsx_cell
+
     path = Path(path)
     columns = list(rows[0]) if rows else []
     if path.suffix.lower() == ".xlsx":
@@ -201,20 +205,22 @@ def write_table(rows: list[dict], path: str | Path) -> None:
 
         book = openpyxl.Workbook(write_only=True)
         sheet = book.create_sheet("excerpts" if "excerpt_id" in columns else "matrix")
-        sheet.append(columns)
+        sheet.append([xlsx_cell(sheet, c) for c in columns])
         for row in rows:
-            sheet.append([row[c] for c in columns])
+            sheet.append([xlsx_cell(sheet, row[c]) for c in columns])
         book.save(path)
     elif path.suffix.lower() == ".csv":
         with path.open("w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = csv.writer(f)
+            writer.writerow([csv_cell(c) for c in columns])
+            writer.writerows([csv_cell(row[c]) for c in columns] for row in rows)
     else:
         raise CodingError(f"cannot write a table as '{path.suffix or 'no extension'}'", path, hint="use .csv or .xlsx")
 
 
 def write_json(rows: list[dict], path: str | Path) -> None:
+    """JSON keeps every text exactly, formula-like or not: no spreadsheet opens it, and a
+    program reading it gets the transcript as it was."""
     Path(path).write_text(json.dumps(rows, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
@@ -294,30 +300,47 @@ def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap:
                   rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons)
 
 
-def _counts_line(counts: list[tuple[str, int]]) -> str:
-    return ", ".join(f"{value or '(none)'} {n}" for value, n in counts)
+def _counts_line(counts: list[tuple[str, int]], md=lambda text: text) -> str:
+    return ", ".join(f"{md(value or '(none)')} {n}" for value, n in counts)
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]])")
+
+
+def markdown_text(text: str | None) -> str:
+    """Text from a transcript, a memo, a manifest or the codebook, as literal Markdown.
+
+    Raw HTML is escaped, so ``<script>`` or ``<img onerror=...>`` in a transcript line
+    shows as text and never runs where the report is rendered; the characters that make
+    links, images, code and emphasis are backslash-escaped, so ``[x](javascript:...)``
+    is no link either. Rendered, the quote reads exactly as it was said.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text or "", quote=False))
 
 
 def report_markdown(report: Report) -> str:
-    lines = [f"# {report.title}", "", f"Filters: {report.filters}."]
+    md = markdown_text
+    lines = [f"# {md(report.title)}", "", f"Filters: {md(report.filters)}."]
     if report.rule:
-        lines.append(f"Selection: {report.rule}.")
+        lines.append(f"Selection: {md(report.rule)}.")
     for lesson in report.lessons:
-        lines += ["", f"## {lesson['name']}", "", lesson["definition"]]
+        lines += ["", f"## {md(lesson['name'])}", "", md(lesson["definition"])]
         for code in lesson["codes"]:
-            lines += ["", f"### {code['name']} (`{code['id']}`)", "", code["definition"], "",
+            lines += ["", f"### {md(code['name'])} (`{code['id']}`)", "", md(code["definition"]), "",
                       f"- Excerpts: {code['total']}" + (f" (showing {len(code['quotes'])})" if len(code['quotes']) < code['total'] else ""),
-                      f"- By site: {_counts_line(code['by_site']) or 'none'}",
-                      f"- By role: {_counts_line(code['by_role']) or 'none'}"]
+                      f"- By site: {_counts_line(code['by_site'], md) or 'none'}",
+                      f"- By role: {_counts_line(code['by_role'], md) or 'none'}"]
             for q in code["quotes"]:
-                speaker = f"**{q['speaker']}:** " if q["speaker"] else ""
-                body = q["text"].replace("\n\n", "\n>\n> ")
-                lines += ["", f"> {speaker}{body}", ">", f"> — *{q['citation']}*"]
+                speaker = f"**{md(q['speaker'])}:** " if q["speaker"] else ""
+                body = md(q["text"]).replace("\n\n", "\n>\n> ")
+                lines += ["", f"> {speaker}{body}", ">", f"> — *{md(q['citation'])}*"]
     return "\n".join(lines) + "\n"
 
 
 def write_report(report: Report, path: str | Path) -> None:
-    """Markdown or DOCX, chosen by the file's extension."""
+    """Markdown or DOCX, chosen by the file's extension. Markdown escapes what it quotes
+    (:func:`markdown_text`); a DOCX holds text runs only, which Word neither renders as
+    HTML nor evaluates as formulas, so its quotes are written exactly."""
     path = Path(path)
     if path.suffix.lower() == ".md":
         path.write_text(report_markdown(report), encoding="utf-8")
@@ -353,7 +376,8 @@ def write_report(report: Report, path: str | Path) -> None:
 
 
 def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, pseudonymise: bool = False) -> str:
-    """Memos grouped by what they are attached to, with the segment text they comment on."""
+    """Memos grouped by what they are attached to, with the segment text they comment on,
+    escaped as the report is (:func:`markdown_text`)."""
     from .coding import find_coder
 
     for coder in coders or []:
@@ -368,11 +392,11 @@ def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, p
         lines += [f"## {heading}", ""]
         for m in group:
             text = alias.text(m["text"]) if alias else m["text"]
-            lines += [f"### {m['target']} — {m['target_title']}", "",
-                      f"*{m['coder'] or 'unknown coder'}, {m['created_at']}*", "", text, ""]
+            lines += [f"### {markdown_text(m['target'])} — {markdown_text(m['target_title'])}", "",
+                      f"*{markdown_text(m['coder'] or 'unknown coder')}, {m['created_at']}*", "", markdown_text(text), ""]
             if m["segment_text"]:
                 quoted = alias.text(m["segment_text"]) if alias else m["segment_text"]
-                lines += ["> " + quoted.replace("\n\n", "\n>\n> "), ""]
+                lines += ["> " + markdown_text(quoted).replace("\n\n", "\n>\n> "), ""]
     if len(lines) == 2:
         lines.append("No memos.")
     return "\n".join(lines).rstrip() + "\n"

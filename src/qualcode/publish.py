@@ -247,3 +247,15 @@ def publish(source: str | Path, out: str | Path, pseudonymise: bool = False, nam
         target.close()
     out.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return {**counts, "dropped_documents": dropped, "pseudonymised_documents": changed}
+
+
+# --- CSV a spreadsheet will not execute ---------------------------------------------------------
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    """Datasette's built-in ``.csv`` output, with formula-like text cells neutralised as our
+    own exports are (an ASGI wrapper, since Datasette offers no hook on its CSV rows)."""
+    from .spreadsheet import safe_csv_app
+
+    return safe_csv_app

@@ -4,7 +4,9 @@ Everything is matched by what it means, not by row id: segments by
 ``DOCUMENT:SEQ`` (and their text), coders by name, codes by id, memos by
 author, target and text. So a merge adds only what is new, merging the same
 file twice changes nothing, and two copies that both added rows since the
-clone do not collide.
+clone do not collide. A coding removed here is remembered (``coding_removals``,
+each with a random id the copy inherits), so a copy made before the removal
+cannot bring it back unnoticed.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ def clone(db: sqlite_utils.Database, out: str | Path, force: bool = False, for_c
             target.execute("PRAGMA foreign_keys = ON")  # outside the transaction, where it takes effect
             with target:
                 target.execute("DELETE FROM codings WHERE coder_id != ?", [keep])
+                target.execute("DELETE FROM coding_removals WHERE coder_id != ?", [keep])
                 target.execute("DELETE FROM memos WHERE coder_id IS NOT ? AND coder_id IS NOT NULL", [keep])
                 target.execute("DELETE FROM consensus_decisions")
                 target.execute("DELETE FROM suggestions WHERE status = 'pending' OR decided_by IS NOT ?", [keep])
@@ -104,8 +107,13 @@ def _check_documents(ours: sqlite_utils.Database, theirs: sqlite_utils.Database,
 
 def merge(db: sqlite_utils.Database, path: str | Path) -> MergeResult:
     """Bring a copy's coders, codings, memos, suggestion decisions, consensus decisions and
-    assignments into this project, in one transaction. Where the same coder decided the same
-    segment and code differently in the two files, ours is kept and the conflict reported."""
+    assignments into this project, in one transaction.
+
+    Where the same coder decided the same segment and code differently in the two files
+    (applied in one, rejected or removed since the copy was made in the other), ours is
+    kept and the conflict reported, once. No memo is dropped: a coding memo that cannot
+    go on the coding here (ours has another, or the coding is not kept) becomes the
+    coder's memo on the segment, reported as a conflict when ours differs."""
     path = Path(path)
     if path.resolve() == Path(db.conn.execute("PRAGMA database_list").fetchone()[2]).resolve():
         raise MergeError("cannot merge a project into itself", str(path))
@@ -151,19 +159,58 @@ def _merge(db: sqlite_utils.Database, theirs: sqlite_utils.Database) -> MergeRes
     theirs_rejected = rejections(theirs, segment.get, coder.get)
     ours_applied = {(r["segment_id"], r["code_id"], r["coder_id"])
                     for r in db.query("SELECT segment_id, code_id, coder_id FROM codings")}
+    ours_codings = {(r["segment_id"], r["code_id"], r["coder_id"], r["start_char"], r["end_char"]): r
+                    for r in db.query("SELECT id, segment_id, code_id, coder_id, start_char, end_char, memo FROM codings")}
+    # A removal here that their file does not know of was made after the copy: a decision
+    # newer than the copy's coding, so their coding is a conflict, not new work.
+    removal = "SELECT id, segment_id, code_id, coder_id, start_char, end_char FROM coding_removals"
+    ours_removed: dict[tuple, set[str]] = {}
+    for r in db.query(removal):
+        ours_removed.setdefault((r["segment_id"], r["code_id"], r["coder_id"], r["start_char"], r["end_char"]),
+                                set()).add(r["id"])
+    theirs_removed = {r["id"] for r in theirs.query(removal)}
+    reported = set()
 
-    def conflict(seg, code, cid, ours_says, theirs_says):
-        result.conflicts.append(f"{names[cid]} on {refs[seg]} {code}: {ours_says} here, {theirs_says} in theirs (kept ours)")
+    def conflict(seg, code, cid, ours_says, theirs_says, kept="kept ours"):
+        """One line per coder, segment and code, however many of the tables disagree about it."""
+        if (seg, code, cid) not in reported:
+            reported.add((seg, code, cid))
+            result.conflicts.append(f"{names[cid]} on {refs[seg]} {code}: {ours_says} here, {theirs_says} in theirs ({kept})")
+
+    def keep_memo(seg, code, cid, memo, created_at) -> bool:
+        """A coding memo that cannot go on a coding here becomes the coder's memo on the segment."""
+        text = f"Memo on {code} from a merged copy: {memo}"
+        if db.execute("SELECT 1 FROM memos WHERE coder_id = ? AND segment_id = ? AND text = ?", [cid, seg, text]).fetchone():
+            return False
+        db.execute("INSERT INTO memos (coder_id, segment_id, text, created_at) VALUES (?, ?, ?, ?)",
+                   [cid, seg, text, created_at])
+        result.memos += 1
+        return True
 
     for r in theirs.query("SELECT * FROM codings ORDER BY id"):
         key = (segment[r["segment_id"]], r["code_id"], coder[r["coder_id"]])
-        if key in ours_rejected:
-            conflict(*key, "rejected", "applied")
+        full = (*key, r["start_char"], r["end_char"])
+        memo = r["memo"] or None
+        mine = ours_codings.get(full)
+        if mine:
+            if memo and memo != mine["memo"]:
+                if not mine["memo"]:
+                    result.memos += db.execute("UPDATE codings SET memo = ? WHERE id = ?", [memo, mine["id"]]).rowcount
+                else:
+                    keep_memo(*key, memo, r["created_at"])
+                    result.conflicts.append(f"{names[key[2]]} on {refs[key[0]]} {key[1]}: the coding's memo differs "
+                                            "here and in theirs (kept ours on the coding, theirs as a memo on the segment)")
+            continue
+        if key in ours_rejected or ours_removed.get(full, set()) - theirs_removed:
+            kept = "kept ours" + ("; their memo kept as a memo on the segment" if memo else "")
+            if memo:
+                keep_memo(*key, memo, r["created_at"])
+            conflict(*key, "rejected" if key in ours_rejected else "removed", "applied", kept)
             continue
         result.codings += db.execute(
             "INSERT OR IGNORE INTO codings (segment_id, code_id, coder_id, start_char, end_char, origin, memo, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [*key, r["start_char"], r["end_char"], r["origin"], r["memo"], r["created_at"]]).rowcount
+            [*full, r["origin"], memo, r["created_at"]]).rowcount
     for key in sorted(theirs_rejected & ours_applied):
         conflict(*key, "applied", "rejected")
 
