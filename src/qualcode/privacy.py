@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -43,6 +44,7 @@ class LeakError(QualcodeError):
 # --- the schema's text-bearing columns ----------------------------------------------------------
 
 TEXT = "text"          # free text: every listed name and name part replaced
+IDENTIFIER = "identifier"  # an id or a path: as text, and bare name parts in any case ('interview-ruiz')
 JSON = "json"          # JSON: every string in it, keys and values at any depth, replaced
 DOCUMENT = "document"  # documents.text: replaced, with segment and span offsets re-derived
 SEGMENT = "segment"    # segments.text: re-cut from the pseudonymised document text
@@ -64,36 +66,36 @@ _CHECKED = Field(SAFE, "one of a fixed set of values enforced by a CHECK constra
 #: to them, so a document id made from a file name is replaced consistently
 #: everywhere (foreign keys are checked when the transaction commits).
 FIELDS: dict[tuple[str, str], Field] = {
-    ("documents", "id"): Field(TEXT), ("documents", "title"): Field(TEXT),
+    ("documents", "id"): Field(IDENTIFIER), ("documents", "title"): Field(TEXT),
     ("documents", "kind"): Field(SAFE, "one of the document kinds checked at ingest"),
     ("documents", "site"): Field(TEXT), ("documents", "district"): Field(TEXT), ("documents", "role"): Field(TEXT),
     ("documents", "date"): Field(SAFE, "a YYYY-MM-DD date checked at ingest"),
     ("documents", "format"): Field(SAFE, "the name of the reader that parsed the file (txt, md, vtt...)"),
-    ("documents", "source_path"): Field(TEXT),
+    ("documents", "source_path"): Field(IDENTIFIER),
     ("documents", "sha256"): Field(SAFE, "a hex digest of the file's bytes"),
     ("documents", "text"): Field(DOCUMENT), ("documents", "attributes"): Field(JSON),
     ("documents", "ingested_at"): _TIME,
-    ("segments", "document_id"): Field(TEXT), ("segments", "speaker"): Field(TEXT), ("segments", "text"): Field(SEGMENT),
-    ("codebooks", "id"): Field(TEXT), ("codebooks", "name"): Field(TEXT), ("codebooks", "version"): Field(TEXT),
-    ("codebooks", "description"): Field(TEXT), ("codebooks", "source_path"): Field(TEXT),
+    ("segments", "document_id"): Field(IDENTIFIER), ("segments", "speaker"): Field(TEXT), ("segments", "text"): Field(SEGMENT),
+    ("codebooks", "id"): Field(IDENTIFIER), ("codebooks", "name"): Field(TEXT), ("codebooks", "version"): Field(TEXT),
+    ("codebooks", "description"): Field(TEXT), ("codebooks", "source_path"): Field(IDENTIFIER),
     ("codebooks", "loaded_at"): _TIME,
-    ("codes", "id"): Field(TEXT), ("codes", "codebook_id"): Field(TEXT), ("codes", "parent_id"): Field(TEXT),
-    ("codes", "lesson_id"): Field(TEXT), ("codes", "name"): Field(TEXT), ("codes", "definition"): Field(TEXT),
+    ("codes", "id"): Field(IDENTIFIER), ("codes", "codebook_id"): Field(IDENTIFIER), ("codes", "parent_id"): Field(IDENTIFIER),
+    ("codes", "lesson_id"): Field(IDENTIFIER), ("codes", "name"): Field(TEXT), ("codes", "definition"): Field(TEXT),
     ("codes", "include"): Field(TEXT), ("codes", "exclude"): Field(TEXT), ("codes", "examples"): Field(JSON),
     ("codes", "terms"): Field(JSON), ("codes", "color"): Field(SAFE, "a #rrggbb colour checked by the codebook loader"),
     ("codes", "updated_at"): _TIME,
     ("coders", "name"): Field(TEXT), ("coders", "created_at"): _TIME,
-    ("codings", "code_id"): Field(TEXT), ("codings", "origin"): _CHECKED, ("codings", "memo"): Field(TEXT),
+    ("codings", "code_id"): Field(IDENTIFIER), ("codings", "origin"): _CHECKED, ("codings", "memo"): Field(TEXT),
     ("codings", "created_at"): _TIME,
-    ("memos", "document_id"): Field(TEXT), ("memos", "code_id"): Field(TEXT), ("memos", "text"): Field(TEXT),
+    ("memos", "document_id"): Field(IDENTIFIER), ("memos", "code_id"): Field(IDENTIFIER), ("memos", "text"): Field(TEXT),
     ("memos", "created_at"): _TIME,
     ("model_runs", "created_at"): _TIME, ("model_runs", "method"): Field(TEXT),
     ("model_runs", "parameters"): Field(JSON), ("model_runs", "metrics"): Field(JSON),
-    ("suggestions", "code_id"): Field(TEXT), ("suggestions", "method"): Field(TEXT),
+    ("suggestions", "code_id"): Field(IDENTIFIER), ("suggestions", "method"): Field(TEXT),
     ("suggestions", "evidence"): Field(JSON), ("suggestions", "status"): _CHECKED,
     ("suggestions", "decided_at"): _TIME, ("suggestions", "created_at"): _TIME,
-    ("assignments", "document_id"): Field(TEXT), ("assignments", "assigned_at"): _TIME,
-    ("consensus_decisions", "code_id"): Field(TEXT), ("consensus_decisions", "decision"): _CHECKED,
+    ("assignments", "document_id"): Field(IDENTIFIER), ("assignments", "assigned_at"): _TIME,
+    ("consensus_decisions", "code_id"): Field(IDENTIFIER), ("consensus_decisions", "decision"): _CHECKED,
     ("consensus_decisions", "between_coders"): Field(TEXT), ("consensus_decisions", "memo"): Field(TEXT),
     ("consensus_decisions", "decided_at"): _TIME,
     ("_sqlite_migrations", "migration_set"): Field(SAFE, "qualcode's own migration names"),
@@ -128,7 +130,7 @@ def field_for(table: str, column: str) -> Field | None:
 
 def walked_fields() -> list[tuple[str, str, str]]:
     """(table, column, kind) for the plain text and JSON columns publish rewrites row by row."""
-    return [(t, c, f.kind) for (t, c), f in FIELDS.items() if f.kind in (TEXT, JSON)]
+    return [(t, c, f.kind) for (t, c), f in FIELDS.items() if f.kind in (TEXT, IDENTIFIER, JSON)]
 
 
 # --- matching names -----------------------------------------------------------------------------
@@ -159,9 +161,13 @@ def _base(char: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+_UNDECOMPOSED = str.maketrans(_NOT_DECOMPOSED)
+_MARKS_RE = re.compile(_MARKS[:-1] + "+")
+
+
 def fold(text: str) -> str:
     """Lower case without accents, for comparing names: 'José Núñez' -> 'jose nunez'."""
-    return "".join(_base(c) for c in text).casefold()
+    return _MARKS_RE.sub("", unicodedata.normalize("NFKD", text.translate(_UNDECOMPOSED))).casefold()
 
 
 def _accented() -> dict[str, set[str]]:
@@ -200,16 +206,18 @@ def _letters(word: str) -> int:
     return sum(c.isalpha() for c in word)
 
 
-def name_pattern(name: str) -> str:
+def name_pattern(name: str, any_case: bool = True) -> str:
     """Whole words, any separator between them (so 'ana-ruiz' and 'Ana  Ruiz' match 'Ana Ruiz'), accents
-    ignored. Names of three letters or fewer ('Li', 'Amy') match only as written, in Title Case or in
-    CAPITALS, so that 'li' and 'an' in ordinary text are left alone; longer names match in any case."""
+    ignored. With ``any_case`` false, and always for names of three letters or fewer ('Li', 'Amy'),
+    only as written, in Title Case or in CAPITALS: so 'li' and 'an' in ordinary text, and the school
+    bell when a Ms. Bell is listed, are left alone."""
     words = name_words(name)
-    if sum(_letters(w) for w in words) > 3:
+    if any_case and sum(_letters(w) for w in words) > 3:
         forms = ["".join(_char(c, True) for c in w) for w in words]
         body = _SEPARATOR.join(forms)
     else:
-        variants = dict.fromkeys([" ".join(words), " ".join(w.title() for w in words), " ".join(words).upper()])
+        variants = dict.fromkeys([" ".join(words), " ".join(w[:1].upper() + w[1:].lower() for w in words),
+                                  " ".join(words).upper()])
         body = "|".join(_SEPARATOR.join("".join(_char(c, False) for c in w) for w in v.split(" ")) for v in variants)
     return f"(?:{body}){_AFTER}"  # the word start is tested once for all names, by NameMatcher
 
@@ -250,10 +258,28 @@ class NameMatcher:
         return self.regex.sub(lambda m: self.entries[int(m.lastgroup[1:])].replacement, text)
 
 
+@functools.lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English nouns, verbs, adjectives and adverbs (spaCy's lemma index, a dependency already),
+    to tell a surname like 'Bell' from the word; empty, so every part matches in any case, without it."""
+    try:
+        import gzip
+        from importlib.resources import files
+
+        with gzip.open(files("spacy_lookups_data") / "data" / "en_lemma_index.json.gz") as f:
+            return frozenset(w for words in json.load(f).values() for w in words)
+    except (ImportError, OSError, ValueError):
+        return frozenset()
+
+
 def stable_id(sha256: str | None, doc_id: str) -> str:
     """A document id that carries no name and stays the same while the document does: from the hash
     of its content (already published in documents.sha256), not of its old id, which could be guessed."""
     return "doc-" + (sha256 or hashlib.sha256(doc_id.encode()).hexdigest())[:10]
+
+
+def _is_identifier_key(key) -> bool:
+    return isinstance(key, str) and (key == "id" or key.endswith(("_id", "source_path")) or key in ("target", "segment"))
 
 
 class Pseudonymiser:
@@ -307,18 +333,28 @@ class Pseudonymiser:
                 if _letters(word) >= 2 and key not in NOT_A_NAME and key not in by_key:
                     parts[key].add(alias)
                     part_form.setdefault(key, word)
-        entries = [Entry(name, name_pattern(name), alias) for name, alias in self.names.items()]
-        entries += [Entry(part_form[key], name_pattern(part_form[key]), aliases.pop() if len(aliases) == 1 else "[name]")
-                    for key, aliases in parts.items()]
-        entries.sort(key=lambda e: -len(e.label))
-        names_only = NameMatcher(entries)
+        words = english_words()
+
+        def entries(parts_any_case: bool) -> list[Entry]:
+            made = [Entry(name, name_pattern(name), alias) for name, alias in self.names.items()]
+            made += [Entry(part_form[key], name_pattern(part_form[key], parts_any_case or key not in words),
+                           next(iter(aliases)) if len(aliases) == 1 else "[name]") for key, aliases in parts.items()]
+            return sorted(made, key=lambda e: -len(e.label))
+
+        # A bare first name or surname that is also an English word ('Bell', 'Rose') counts in running
+        # text only when capitalised, so the school bell stays a bell; any other in any case ('nunez'),
+        # and in identifiers and paths (slugs such as 'interview-bell') always in any case.
+        in_text, in_ids = entries(False), entries(True)
+        id_matcher = NameMatcher(in_ids)
         #: Old document id -> the id it is published under, for ids that carry a name.
-        self.document_ids = {doc_id: stable_id(sha, doc_id) for doc_id, sha in documents or [] if names_only.spans(doc_id)}
+        self.document_ids = {doc_id: stable_id(sha, doc_id) for doc_id, sha in documents or []
+                             if id_matcher.spans(doc_id)}
         ids = [Entry(doc_id, rf"(?<![\w-]){re.escape(doc_id)}(?![\w-])", new)
                for doc_id, new in sorted(self.document_ids.items(), key=lambda i: -len(i[0]))]
-        self.matcher = NameMatcher(ids + entries)
+        self.matcher = NameMatcher(ids + in_text)
+        self.id_matcher = NameMatcher(ids + in_ids)
         #: What the final scan looks for: every name and name part (replacements are not names).
-        self.scan = NameMatcher(ids + entries)
+        self.scan, self.id_scan = self.matcher, self.id_matcher
 
     @classmethod
     def for_project(cls, db, extra: dict[str, str] | None = None) -> "Pseudonymiser":
@@ -344,15 +380,21 @@ class Pseudonymiser:
     def text(self, text: str) -> str:
         return self.matcher.sub(text)
 
+    def identifier(self, text: str) -> str:
+        """Ids and paths: bare name parts in any case too ('interview-ruiz')."""
+        return self.id_matcher.sub(text)
+
     def spans(self, text: str) -> list[tuple[int, int, str]]:
         return [(s, e, entry.replacement) for s, e, entry in self.matcher.spans(text)]
 
     def walk(self, value):
-        """Every string inside a value (dict keys too, lists, tuples, dataclasses) with names replaced."""
+        """Every string inside a value (dict keys too, lists, tuples, dataclasses) with names replaced;
+        values under keys that name an id or a path are treated as identifiers."""
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.walk(k): self.walk(v) for k, v in value.items()}
+            return {self.walk(k): self.identifier(v) if isinstance(v, str) and _is_identifier_key(k) else self.walk(v)
+                    for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return type(value)(self.walk(v) for v in value)
         if is_dataclass(value) and not isinstance(value, type):
@@ -442,7 +484,8 @@ def _strings(value) -> Iterator[str]:
                     stack += item
 
 
-def scan_database(conn: sqlite3.Connection, path: str | Path, matcher: NameMatcher) -> list[Survivor]:
+def scan_database(conn: sqlite3.Connection, path: str | Path, matcher: NameMatcher,
+                  id_matcher: NameMatcher | None = None) -> list[Survivor]:
     """Every listed name still in the file: each column of each table (full-text shadow tables
     included), the full-text index's vocabulary, and the file's raw bytes read as UTF-8 (so free
     pages and anything no table shows are seen too; vacuum first)."""
@@ -463,6 +506,9 @@ def scan_database(conn: sqlite3.Connection, path: str | Path, matcher: NameMatch
                 for text in _strings(value):
                     for _, _, entry in matcher.spans(text):
                         hit(entry.label, f"{table}.{column}")
+                    if id_matcher and FIELDS.get((table, column), Field(TEXT)).kind == IDENTIFIER:
+                        for _, _, entry in id_matcher.spans(text):
+                            hit(entry.label, f"{table}.{column}")
     # The index's own pages hold terms prefix-compressed and stemmed, which no scan can read
     # reliably; instead prove it holds exactly what its (scanned) content table holds.
     for (fts,) in conn.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL TABLE%USING fts5%'"):
@@ -515,7 +561,7 @@ def refuse(survivors: list[Survivor], out: str | Path) -> None:
 
 
 def verify_database(conn: sqlite3.Connection, path: str | Path, alias: Pseudonymiser, out: str | Path) -> None:
-    refuse(scan_database(conn, path, alias.scan), out)
+    refuse(scan_database(conn, path, alias.scan, alias.id_scan), out)
 
 
 def verify_file(path: str | Path, alias: Pseudonymiser, out: str | Path) -> None:

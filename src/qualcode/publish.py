@@ -135,7 +135,7 @@ def _pseudonymise(db, alias) -> int:
     """
     import sqlite3
 
-    from .privacy import JSON, OffsetMap, walked_fields
+    from .privacy import IDENTIFIER, JSON, OffsetMap, walked_fields
 
     db.execute("PRAGMA defer_foreign_keys = ON")
     changed = 0
@@ -155,7 +155,7 @@ def _pseudonymise(db, alias) -> int:
             db.execute("UPDATE codings SET start_char = ?, end_char = ? WHERE id = ?",
                        [moved.start(coding["start_char"]), moved.end(coding["end_char"]), coding["id"]])
     for table, column, kind in walked_fields():
-        rewrite = alias.json if kind == JSON else alias.text
+        rewrite = {JSON: alias.json, IDENTIFIER: alias.identifier}.get(kind, alias.text)
         updates = [(new, rowid) for rowid, value in db.execute(
                        f"SELECT rowid, [{column}] FROM [{table}] WHERE typeof([{column}]) = 'text'").fetchall()
                    if (new := rewrite(value)) != value]
