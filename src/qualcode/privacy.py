@@ -526,7 +526,7 @@ def scan_database(conn: sqlite3.Connection, path: str | Path, matcher: NameMatch
         for _, _, entry in matcher.spans(page):
             number = offset // page_size + 1
             owner = owners.get(number)
-            if not any(s.name == entry.label for s in found.values()):
+            if not any(fold(entry.label) in fold(s.name) for s in found.values()):  # seen in a column already
                 hit(entry.label, f"page {number} of the file ({'table ' + owner if owner else 'free space'})")
     return list(found.values())
 
