@@ -768,7 +768,8 @@ def export_filters(fn):
     fn = click.option("--all-coders", is_flag=True,
                       help="Every coder's codings, even once a consensus exists (which is the default then).")(fn)
     fn = click.option("--coder", "coders", multiple=True, help="Only these coders' codings.")(fn)
-    fn = click.option("--pseudonymise", is_flag=True, help="Replace speaker names with consistent pseudonyms.")(fn)
+    fn = click.option("--pseudonymise", is_flag=True,
+                      help="Replace every speaker's and coder's name, everywhere, with a pseudonym.")(fn)
     return db_option(fn)
 
 
@@ -781,6 +782,13 @@ def _filters(codes, sites, roles, where, coders, all_coders, search=None):
     if roles:
         where.setdefault("role", []).extend(roles)
     return Filters(codes=list(codes), where=where, coders=list(coders), search=search, all_coders=all_coders)
+
+
+def _write_export(db, out, pseudonymise, write):
+    """A pseudonymised export is written aside, scanned for names and moved into place only if clean."""
+    from .privacy import Pseudonymiser, write_private
+
+    write_private(out, write, Pseudonymiser.for_project(db) if pseudonymise else None)
 
 
 @cli.group()
@@ -801,8 +809,9 @@ def export_quotes(out, search, codes, sites, roles, where, coders, all_coders, p
     """
     from .export import quote_rows, write_table
 
-    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders, search), pseudonymise)
-    write_table(rows, out)
+    db = _open(db_path)
+    rows = quote_rows(db, _filters(codes, sites, roles, where, coders, all_coders, search), pseudonymise)
+    _write_export(db, out, pseudonymise, lambda path: write_table(rows, path))
     click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
 
 
@@ -818,8 +827,9 @@ def export_matrix(out, codes, sites, roles, where, coders, all_coders, pseudonym
     """
     from .export import code_matrix, write_table
 
-    rows = code_matrix(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
-    write_table(rows, out)
+    db = _open(db_path)
+    rows = code_matrix(db, _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
+    _write_export(db, out, pseudonymise, lambda path: write_table(rows, path))
     click.echo(f"Wrote {_n(len(rows), 'segment')} to {out}")
 
 
@@ -836,8 +846,9 @@ def export_report(out, max_per_code, codes, sites, roles, where, coders, all_cod
     """
     from .export import build_report, write_report
 
-    report = build_report(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), max_per_code, pseudonymise)
-    write_report(report, out)
+    db = _open(db_path)
+    report = build_report(db, _filters(codes, sites, roles, where, coders, all_coders), max_per_code, pseudonymise)
+    _write_export(db, out, pseudonymise, lambda path: write_report(report, path))
     quotes = sum(len(c["quotes"]) for lesson in report.lessons for c in lesson["codes"])
     click.echo(f"Wrote {_n(quotes, 'excerpt')} in {_n(len(report.lessons), 'lesson')} to {out}")
 
@@ -854,15 +865,16 @@ def export_json(out, codes, sites, roles, where, coders, all_coders, pseudonymis
     """
     from .export import quote_rows, write_json
 
-    rows = quote_rows(_open(db_path), _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
-    write_json(rows, out)
+    db = _open(db_path)
+    rows = quote_rows(db, _filters(codes, sites, roles, where, coders, all_coders), pseudonymise)
+    _write_export(db, out, pseudonymise, lambda path: write_json(rows, path))
     click.echo(f"Wrote {_n(len(rows), 'excerpt')} to {out}")
 
 
 @export.command("memos")
 @click.argument("out", type=click.Path(dir_okay=False))
 @click.option("--coder", "coders", multiple=True, help="Only these coders' memos.")
-@click.option("--pseudonymise", is_flag=True, help="Replace speaker names with consistent pseudonyms.")
+@click.option("--pseudonymise", is_flag=True, help="Replace every speaker's and coder's name, everywhere, with a pseudonym.")
 @db_option
 def export_memos(out, coders, pseudonymise, db_path):
     """Memos as Markdown, grouped by what they are attached to.
@@ -873,7 +885,9 @@ def export_memos(out, coders, pseudonymise, db_path):
     """
     from .export import memos_markdown
 
-    Path(out).write_text(memos_markdown(_open(db_path), list(coders), pseudonymise), encoding="utf-8")
+    db = _open(db_path)
+    text = memos_markdown(db, list(coders), pseudonymise)
+    _write_export(db, out, pseudonymise, lambda path: path.write_text(text, encoding="utf-8"))
     click.echo(f"Wrote memos to {out}")
 
 
@@ -1059,7 +1073,7 @@ def evaluate(folds, test_where, coders, codes, estimator, fmt, db_path):
 
 @cli.command()
 @click.argument("out", type=click.Path(dir_okay=False))
-@click.option("--pseudonymise", is_flag=True, help="Replace every speaker's name, everywhere, with a pseudonym.")
+@click.option("--pseudonymise", is_flag=True, help="Replace every speaker's and coder's name, everywhere, with a pseudonym.")
 @click.option("--names", "names_file", type=click.Path(dir_okay=False), help="Other identifying names to replace: one per line, 'Name' or 'Name = Replacement'.")
 @click.option("--include-unpublished", is_flag=True, help="Keep documents marked unpublished.")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")

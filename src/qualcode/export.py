@@ -20,10 +20,8 @@ import sqlite_utils
 
 from .coding import CodingError
 from .memos import list_memos
+from .privacy import GENERIC_SPEAKER, Pseudonymiser  # noqa: F401  (re-exported: the one pseudonymiser)
 from .queries import excerpts, where_sql
-
-#: Speaker labels that name a role, not a person; they are kept as they are.
-GENERIC_SPEAKER = re.compile(r"^(?:I|R|Q|A|P\d+|Interviewer|Facilitator|Moderator|Respondent|Participant(?: \d+)?)$", re.I)
 
 
 @dataclass
@@ -46,47 +44,6 @@ def with_default_coders(db: sqlite_utils.Database, filters: Filters | None) -> F
     if filters.coders or filters.all_coders:
         return filters
     return replace(filters, coders=consensus_names(db))
-
-
-class Pseudonymiser:
-    """Replaces each person's name with the same pseudonym everywhere in one export."""
-
-    def __init__(self, speakers: list[str | None], extra: dict[str, str] | None = None) -> None:
-        """``extra``: other identifying names (people, schools) and their replacements,
-        matched as whole phrases, case-insensitively."""
-        self.names: dict[str, str] = {}
-        for speaker in speakers:
-            if speaker and not GENERIC_SPEAKER.match(speaker) and speaker not in self.names:
-                self.names[speaker] = f"Participant {len(self.names) + 1}"
-        patterns = []
-        for name, alias in self.names.items():
-            parts = [name] + [p for p in re.split(r"[\s.]+", name) if len(p) >= 3 and p.lower() not in ("the", "and")]
-            for part in parts:
-                patterns.append((re.compile(rf"\b{re.escape(part)}\b", re.I), alias))
-        for name, alias in (extra or {}).items():
-            patterns.append((re.compile(rf"\b{re.escape(name)}\b", re.I), alias))
-        # Longest first, so "Priya Natarajan" is replaced before "Priya".
-        self.patterns = sorted(patterns, key=lambda p: -len(p[0].pattern))
-
-    @classmethod
-    def for_project(cls, db: sqlite_utils.Database, extra: dict[str, str] | None = None) -> "Pseudonymiser":
-        """Every speaker in the project, numbered in order of first appearance.
-
-        Built from the whole project rather than the rows exported, so an
-        interviewer named inside a field note is caught even when none of
-        their own turns is exported.
-        """
-        return cls([r["speaker"] for r in db.query(
-            "SELECT speaker, min(id) AS first FROM segments WHERE speaker IS NOT NULL GROUP BY speaker ORDER BY first")],
-            extra)
-
-    def speaker(self, name: str | None) -> str | None:
-        return self.names.get(name, name) if name else name
-
-    def text(self, text: str) -> str:
-        for pattern, alias in self.patterns:
-            text = pattern.sub(alias, text)
-        return text
 
 
 def _code_paths(db: sqlite_utils.Database) -> dict[str, list[str]]:
@@ -125,7 +82,6 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
     paths = _code_paths(db)
     depth = max((len(p) for p in paths.values()), default=1)
     extra_keys = sorted({k for r in rows for k in json.loads(r["attributes"] or "{}")})
-    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     out = []
     for r in rows:
         attributes = json.loads(r["attributes"] or "{}")
@@ -135,18 +91,20 @@ def quote_rows(db: sqlite_utils.Database, filters: Filters | None = None, pseudo
         }
         row.update({k: attributes.get(k) for k in extra_keys})
         row.update({
-            "speaker": alias.speaker(r["speaker"]) if alias else r["speaker"],
+            "speaker": r["speaker"],
             "segment": r["seq"], "start_time": r["start_time"],
             "start_char": r["start_char"], "end_char": r["end_char"],
-            "text": alias.text(r["text"]) if alias else r["text"],
+            "text": r["text"],
             "code_id": r["code_id"],
         })
         path = paths[r["code_id"]]
         row.update({f"level_{i + 1}": path[i] if i < len(path) else None for i in range(depth)})
-        row.update({"coder": r["coder"], "origin": r["origin"],
-                    "memo": (alias.text(r["memo"]) if alias and r["memo"] else r["memo"])})
+        row.update({"coder": r["coder"], "origin": r["origin"], "memo": r["memo"]})
         row["citation"] = citation(r)
         out.append(row)
+    if pseudonymise:  # every field, column names too: names hide in titles, attributes, coders, ids
+        alias = Pseudonymiser.for_project(db)
+        out = [alias.walk(row) for row in out]
     return out
 
 
@@ -177,16 +135,16 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseud
     for r in db.query(f"SELECT DISTINCT segment_id, code_id FROM coded_segments {coder_sql}", coder_params):
         applied[r["segment_id"]].add(r["code_id"])
     extra_keys = sorted({k for s in segments for k in json.loads(s["attributes"] or "{}")})
-    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     rows = []
     for s in segments:
         attributes = json.loads(s.pop("attributes") or "{}")
         row = dict(s)
-        if alias:
-            row["speaker"] = alias.speaker(row["speaker"])
         row.update({k: attributes.get(k) for k in extra_keys})
         row.update({c: int(c in applied[s["segment_id"]]) for c in codes})
         rows.append(row)
+    if pseudonymise:
+        alias = Pseudonymiser.for_project(db)
+        rows = [alias.walk(row) for row in rows]
     return rows
 
 
@@ -258,7 +216,7 @@ def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap:
                  pseudonymise: bool = False) -> Report:
     """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts."""
     filters = with_default_coders(db, filters)
-    rows = quote_rows(db, filters, pseudonymise)
+    rows = quote_rows(db, filters)  # pseudonymised with the rest of the report, below
     codes = list(db.query("SELECT * FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order"))
     seen, by_code = set(), defaultdict(list)
     for r in rows:  # one quote per segment (or span) and code, however many coders applied it
@@ -295,9 +253,10 @@ def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap:
     if pseudonymise:
         described.append("speaker names replaced by pseudonyms")
     book = next(db.query("SELECT name FROM codebooks ORDER BY id"), {"name": "Codebook"})
-    return Report(title=f"{book['name']}: coded excerpts",
-                  filters="; ".join(described) or "all coded excerpts",
-                  rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons)
+    report = Report(title=f"{book['name']}: coded excerpts",
+                    filters="; ".join(described) or "all coded excerpts",
+                    rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons)
+    return Pseudonymiser.for_project(db).walk(report) if pseudonymise else report
 
 
 def _counts_line(counts: list[tuple[str, int]], md=lambda text: text) -> str:
@@ -383,7 +342,6 @@ def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, p
     for coder in coders or []:
         find_coder(db, coder)
     memos = [m for m in list_memos(db) if not coders or m["coder"] in coders]
-    alias = Pseudonymiser.for_project(db) if pseudonymise else None
     lines = ["# Memos", ""]
     for kind, heading in (("code", "Memos on codes"), ("document", "Memos on documents"), ("segment", "Memos on segments")):
         group = [m for m in memos if m["target_type"] == kind]
@@ -391,12 +349,12 @@ def memos_markdown(db: sqlite_utils.Database, coders: list[str] | None = None, p
             continue
         lines += [f"## {heading}", ""]
         for m in group:
-            text = alias.text(m["text"]) if alias else m["text"]
             lines += [f"### {markdown_text(m['target'])} — {markdown_text(m['target_title'])}", "",
-                      f"*{markdown_text(m['coder'] or 'unknown coder')}, {m['created_at']}*", "", markdown_text(text), ""]
+                      f"*{markdown_text(m['coder'] or 'unknown coder')}, {m['created_at']}*", "", markdown_text(m["text"]), ""]
             if m["segment_text"]:
-                quoted = alias.text(m["segment_text"]) if alias else m["segment_text"]
-                lines += ["> " + markdown_text(quoted).replace("\n\n", "\n>\n> "), ""]
+                lines += ["> " + markdown_text(m["segment_text"]).replace("\n\n", "\n>\n> "), ""]
     if len(lines) == 2:
         lines.append("No memos.")
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    # The whole page at once: targets (document ids), titles, coders, memo and segment text alike.
+    return Pseudonymiser.for_project(db).text(text) if pseudonymise else text

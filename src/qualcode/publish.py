@@ -165,43 +165,48 @@ def read_names(path: str | Path) -> dict[str, str]:
     return names
 
 
-def _pseudonymise_documents(db, alias) -> int:
-    """Rewrite every document's text, re-deriving segment and span offsets so they still hold."""
+def _pseudonymise(db, alias) -> int:
+    """Replace every listed name in every column :data:`qualcode.privacy.FIELDS` walks.
+
+    Document text first, re-deriving the offsets of its segments and coded spans
+    from the same replacements, so ``document.text[start:end]`` still holds for
+    every segment and span; then every other text and JSON column, identifiers
+    and the columns that refer to them alike (foreign keys are checked at commit).
+    """
+    import sqlite3
+
+    from .privacy import IDENTIFIER, JSON, OffsetMap, walked_fields
+
+    db.execute("PRAGMA defer_foreign_keys = ON")
     changed = 0
-    for doc in list(db.query("SELECT id, title, site, district, role, text, attributes, source_path FROM documents")):
-        text = doc["text"]
-        segments = list(db.query("SELECT id, start_char, end_char, speaker FROM segments WHERE document_id = ? "
-                                 "ORDER BY start_char", [doc["id"]]))
-        pieces, cursor, new_offsets = [], 0, {}
-        position = 0
-        for seg in segments:
-            gap = alias.text(text[cursor:seg["start_char"]])
-            body = alias.text(text[seg["start_char"]:seg["end_char"]])
-            position += len(gap)
-            new_offsets[seg["id"]] = (position, position + len(body), seg["start_char"])
-            position += len(body)
-            pieces += [gap, body]
-            cursor = seg["end_char"]
-        pieces.append(alias.text(text[cursor:]))
-        new_text = "".join(pieces)
-        attributes = {k: alias.text(v) if isinstance(v, str) else v for k, v in json.loads(doc["attributes"]).items()}
-        fields = {k: alias.text(doc[k]) if doc[k] else doc[k] for k in ("title", "site", "district", "role", "source_path")}
-        db.execute("UPDATE documents SET text = ?, title = ?, site = ?, district = ?, role = ?, source_path = ?, "
-                   "attributes = ? WHERE id = ?",
-                   [new_text, *fields.values(), json.dumps(attributes, ensure_ascii=False), doc["id"]])
-        for seg in segments:
-            start, end, old_start = new_offsets[seg["id"]]
-            db.execute("UPDATE segments SET start_char = ?, end_char = ?, text = ?, speaker = ? WHERE id = ?",
-                       [start, end, new_text[start:end], alias.speaker(seg["speaker"]), seg["id"]])
-            for coding in list(db.query("SELECT id, start_char, end_char FROM codings WHERE segment_id = ? "
-                                        "AND start_char IS NOT NULL", [seg["id"]])):
-                a = start + len(alias.text(text[old_start:coding["start_char"]]))
-                b = a + len(alias.text(text[coding["start_char"]:coding["end_char"]]))
-                db.execute("UPDATE codings SET start_char = ?, end_char = ? WHERE id = ?", [a, b, coding["id"]])
-        changed += new_text != text
-    for table, column in (("codings", "memo"), ("memos", "text"), ("suggestions", "evidence")):
-        for row in list(db.query(f"SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL")):
-            db.execute(f"UPDATE {table} SET {column} = ? WHERE id = ?", [alias.text(row[column]), row["id"]])
+    for doc in list(db.query("SELECT id, text FROM documents")):
+        spans = alias.spans(doc["text"])
+        if not spans:
+            continue
+        changed += 1
+        moved = OffsetMap(doc["text"], spans)
+        db.execute("UPDATE documents SET text = ? WHERE id = ?", [moved.text, doc["id"]])
+        for seg in list(db.query("SELECT id, start_char, end_char FROM segments WHERE document_id = ?", [doc["id"]])):
+            start, end = moved.start(seg["start_char"]), moved.end(seg["end_char"])
+            db.execute("UPDATE segments SET start_char = ?, end_char = ?, text = ? WHERE id = ?",
+                       [start, end, moved.text[start:end], seg["id"]])
+        for coding in list(db.query("SELECT g.id, g.start_char, g.end_char FROM codings g JOIN segments s ON s.id = g.segment_id "
+                                    "WHERE s.document_id = ? AND g.start_char IS NOT NULL", [doc["id"]])):
+            db.execute("UPDATE codings SET start_char = ?, end_char = ? WHERE id = ?",
+                       [moved.start(coding["start_char"]), moved.end(coding["end_char"]), coding["id"]])
+    for table, column, kind in walked_fields():
+        rewrite = {JSON: alias.json, IDENTIFIER: alias.identifier}.get(kind, alias.text)
+        updates = [(new, rowid) for rowid, value in db.execute(
+                       f"SELECT rowid, [{column}] FROM [{table}] WHERE typeof([{column}]) = 'text'").fetchall()
+                   if (new := rewrite(value)) != value]
+        try:
+            db.conn.executemany(f"UPDATE [{table}] SET [{column}] = ? WHERE rowid = ?", updates)
+        except sqlite3.IntegrityError as e:
+            raise QualcodeError(f"pseudonymising {table}.{column} makes two rows the same ({e})",
+                                hint="give the names involved distinct replacements in --names") from None
+    # Excerpts copy names from five tables: refill them from their source rather than trust the triggers.
+    db.execute("DELETE FROM excerpts")
+    db.execute("INSERT INTO excerpts SELECT * FROM excerpt_source")
     return changed
 
 
@@ -209,43 +214,52 @@ def publish(source: str | Path, out: str | Path, pseudonymise: bool = False, nam
             include_unpublished: bool = False, force: bool = False) -> dict:
     """Write a separate, read-only copy of a project for sharing.
 
-    Unpublished documents are dropped; with ``pseudonymise`` every speaker and
-    every listed name is replaced in all text, the full-text index is rebuilt
-    and the file vacuumed, so no replaced name survives anywhere in the file
-    (not in free pages, not in the index).
+    Unpublished documents are dropped; with ``pseudonymise`` every speaker, coder
+    and listed name is replaced in every column the schema has (see
+    :data:`qualcode.privacy.FIELDS`), the full-text index is rebuilt and the file
+    vacuumed. The copy is built aside and scanned (every table and column, the
+    index, the raw bytes): if any listed name or name part survives, nothing is
+    written and :class:`qualcode.privacy.LeakError` names where it is. Only a
+    complete, verified file is moved to ``out``.
     """
     import stat
 
     import sqlite_utils
 
     from .db import copy_project, open_project
-    from .export import Pseudonymiser
+    from .privacy import Pseudonymiser, check_target, staged_output, verify_database
 
     out = Path(out)
     project = open_project(source, create=False)
     try:
-        target = copy_project(project, out, force, what="published copy")
+        check_target(project.conn.execute("PRAGMA database_list").fetchone()[2], out, force, "published copy")
+        with staged_output(out) as staged:
+            target = copy_project(project, staged)
+            try:
+                target.execute("PRAGMA journal_mode = DELETE")
+                target.execute("PRAGMA foreign_keys = ON")
+                target.execute("PRAGMA secure_delete = ON")  # what is replaced is overwritten, not just unlinked
+                db = sqlite_utils.Database(target)
+                alias = None
+                if pseudonymise or names:  # from the whole project: unpublished documents name people too
+                    alias = Pseudonymiser.for_project(db, names) if pseudonymise else Pseudonymiser([], names)
+                with db.atomic():
+                    dropped = 0
+                    if not include_unpublished:
+                        dropped = db.execute("DELETE FROM documents WHERE published = 0").rowcount
+                    changed = _pseudonymise(db, alias) if alias else 0
+                    db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('rebuild')")
+                    db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('optimize')")
+                target.execute("VACUUM")
+                if alias:
+                    verify_database(target, staged, alias, out)
+                counts = {t: target.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                          for t in ("documents", "segments", "codings")}
+            finally:
+                target.close()
+            staged.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     finally:
         project.close()
-    try:
-        target.execute("PRAGMA journal_mode = DELETE")
-        target.execute("PRAGMA foreign_keys = ON")
-        db = sqlite_utils.Database(target)
-        with db.atomic():
-            dropped = 0
-            if not include_unpublished:
-                dropped = db.execute("DELETE FROM documents WHERE published = 0").rowcount
-            changed = 0
-            if pseudonymise or names:
-                alias = Pseudonymiser.for_project(db, names) if pseudonymise else Pseudonymiser([], names)
-                changed = _pseudonymise_documents(db, alias)
-            db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('rebuild')")
-            db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('optimize')")
-        target.execute("VACUUM")
-        counts = {t: target.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("documents", "segments", "codings")}
-    finally:
-        target.close()
-    out.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
     return {**counts, "dropped_documents": dropped, "pseudonymised_documents": changed}
 
 

@@ -33,27 +33,33 @@ def clone(db: sqlite_utils.Database, out: str | Path, force: bool = False, for_c
     suggestions learned from them, are left out of the file altogether (and its free pages
     cleared), so nothing in it can show that coder what colleagues decided.
     """
+    from .privacy import check_target, staged_output
+
     out = Path(out)
     if for_coder:
         from .coding import find_coder
 
         keep = find_coder(db, for_coder)
-    target = copy_project(db, out, force)
-    try:
-        if for_coder:
-            target.execute("PRAGMA foreign_keys = ON")  # outside the transaction, where it takes effect
-            with target:
-                target.execute("DELETE FROM codings WHERE coder_id != ?", [keep])
-                target.execute("DELETE FROM coding_removals WHERE coder_id != ?", [keep])
-                target.execute("DELETE FROM memos WHERE coder_id IS NOT ? AND coder_id IS NOT NULL", [keep])
-                target.execute("DELETE FROM consensus_decisions")
-                target.execute("DELETE FROM suggestions WHERE status = 'pending' OR decided_by IS NOT ?", [keep])
-                target.execute("UPDATE suggestions SET model_run_id = NULL")
-                target.execute("DELETE FROM model_runs")
-                target.execute("DELETE FROM assignments WHERE coder_id != ?", [keep])
-            target.execute("VACUUM")
-    finally:
-        target.close()
+    check_target(db.conn.execute("PRAGMA database_list").fetchone()[2], out, force)
+    # Built aside and moved into place when complete: a failed or killed clone leaves no file,
+    # and never a blind copy that still holds colleagues' work.
+    with staged_output(out) as staged:
+        target = copy_project(db, staged)
+        try:
+            if for_coder:
+                target.execute("PRAGMA foreign_keys = ON")  # outside the transaction, where it takes effect
+                with target:
+                    target.execute("DELETE FROM codings WHERE coder_id != ?", [keep])
+                    target.execute("DELETE FROM coding_removals WHERE coder_id != ?", [keep])
+                    target.execute("DELETE FROM memos WHERE coder_id IS NOT ? AND coder_id IS NOT NULL", [keep])
+                    target.execute("DELETE FROM consensus_decisions")
+                    target.execute("DELETE FROM suggestions WHERE status = 'pending' OR decided_by IS NOT ?", [keep])
+                    target.execute("UPDATE suggestions SET model_run_id = NULL")
+                    target.execute("DELETE FROM model_runs")
+                    target.execute("DELETE FROM assignments WHERE coder_id != ?", [keep])
+                target.execute("VACUUM")
+        finally:
+            target.close()
     return out
 
 

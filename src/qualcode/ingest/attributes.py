@@ -15,7 +15,7 @@ from ..errors import IngestError
 from .decode import decode_text
 
 #: Attributes stored as their own columns; anything else goes into ``attributes`` JSON.
-COLUMNS = ("id", "title", "kind", "site", "district", "role", "date")
+COLUMNS = ("id", "title", "kind", "site", "district", "role", "date", "published")
 KINDS = ("interview", "focus_group", "site_visit", "observation", "document")
 _DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
 
@@ -89,6 +89,12 @@ def check_attributes(attrs: dict, where: str, line: int | None = None) -> dict:
             raise IngestError(
                 f"date '{attrs['date']}' is not YYYY-MM-DD", where, line, hint="write dates as 2024-10-15"
             )
+    if "published" in attrs:  # `published: false` keeps a document out of `qualcode publish`
+        value = attrs["published"]
+        flag = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(str(value).strip().lower())
+        if flag is None:
+            raise IngestError(f"published '{value}' is not true or false", where, line, hint="write published: false")
+        attrs["published"] = flag
     return attrs
 
 
