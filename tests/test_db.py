@@ -2,7 +2,7 @@ import sqlite3
 
 import pytest
 
-from qualcode.db import APPLICATION_ID, migrations, open_project, schema_version
+from qualcode.db import APPLICATION_ID, BUSY_TIMEOUT_MS, migrations, open_project, schema_version
 from qualcode.errors import NotAProject
 
 
