@@ -101,7 +101,7 @@ def menu_links(datasette, actor):
 
 @hookimpl
 def extra_css_urls(datasette):
-    return [datasette.urls.path("/-/static-plugins/qualcode.workspace/workspace.css")]
+    return [datasette.urls.path("/-/static-plugins/qualcode/workspace.css")]
 
 
 # --- pages ----------------------------------------------------------------------------------------
