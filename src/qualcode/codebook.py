@@ -15,6 +15,7 @@ from typing import Iterator
 import sqlite_utils
 import yaml
 
+from . import safeyaml
 from .db import now
 from .errors import CodebookError
 
@@ -22,6 +23,7 @@ CODE_FIELDS = {"id", "name", "definition", "include", "exclude", "examples", "te
 TOP_FIELDS = {"name", "version", "description", "codes"}
 ID_PART = r"[a-z][a-z0-9_-]*"
 ID_RE = re.compile(rf"^{ID_PART}(\.{ID_PART})*$")
+MAX_CODEBOOK_BYTES = 16 * 1024 * 1024
 COLOR_RE = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 
 
@@ -92,6 +94,13 @@ class _Parser:
     def problem(self, node: yaml.Node, message: str) -> None:
         self.problems.append(Problem(self.path, node.start_mark.line + 1, message))
 
+    def plain_key(self, key: yaml.Node) -> bool:
+        """A field name is one word; YAML also allows a list or mapping as a key."""
+        if isinstance(key, yaml.ScalarNode):
+            return True
+        self.problem(key, f"a field name must be plain text, not a {_kind(key)}")
+        return False
+
     def text(self, node: yaml.Node, name: str) -> str:
         if isinstance(node, yaml.ScalarNode):
             return str(node.value).strip()
@@ -120,6 +129,8 @@ class _Parser:
             return None
         values: dict[str, yaml.Node] = {}
         for key, value in root.value:
+            if not self.plain_key(key):
+                continue
             name = key.value
             if name not in TOP_FIELDS:
                 self.problem(key, f"unknown field '{name}' (allowed: {', '.join(sorted(TOP_FIELDS))})")
@@ -153,6 +164,8 @@ class _Parser:
             return None
         values: dict[str, yaml.Node] = {}
         for key, value in node.value:
+            if not self.plain_key(key):
+                continue
             if key.value not in CODE_FIELDS:
                 self.problem(key, f"unknown field '{key.value}' (allowed: {', '.join(sorted(CODE_FIELDS))})")
             elif key.value in values:
@@ -208,14 +221,19 @@ def parse_codebook(path: str | Path) -> tuple[Codebook | None, list[Problem]]:
     """Read a codebook file and return it with every problem found in it."""
     path = Path(path)
     try:
+        if path.is_file() and path.stat().st_size > MAX_CODEBOOK_BYTES:
+            return None, [Problem(str(path), 0, f"the file is larger than {MAX_CODEBOOK_BYTES // 2**20} MB; "
+                                                "a codebook is a few hundred KB at most")]
         source = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return None, [Problem(str(path), 0, "no such file")]
-    except (UnicodeDecodeError, IsADirectoryError) as e:
+    except (UnicodeDecodeError, OSError) as e:
         return None, [Problem(str(path), 0, f"cannot be read as UTF-8 text ({e.__class__.__name__})")]
     parser = _Parser(str(path))
     try:
-        root = yaml.compose(source, Loader=yaml.SafeLoader)
+        root = safeyaml.compose(source)
+    except safeyaml.YamlLimit as e:
+        return None, [Problem(str(path), e.line, e.message)]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
