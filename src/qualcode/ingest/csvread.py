@@ -59,7 +59,7 @@ def read_csv(text: str, path: str | Path, dialect: str = "rfc4180") -> tuple[lis
                     row = row[: len(header)]
                 if len(row) != len(header):
                     raise IngestError(
-                        f"row has {len(row)} cells but the header has {len(header)}",
+                        f"row has {len(row)} cell{'' if len(row) == 1 else 's'} but the header has {len(header)}",
                         path,
                         line,
                         hint=_HINT + f"; or name the file's dialect with --csv-dialect ({', '.join(DIALECTS)})",
