@@ -91,7 +91,9 @@ def read_docx(path: Path, data: bytes) -> Parsed:
     except IngestError:
         raise
     except Exception as e:  # python-docx and lxml raise many types for a broken package
-        raise IngestError(f"not a valid Word .docx file ({e.__class__.__name__})", path, hint=fix) from None
+        detail = str(e).splitlines()[0][:80] if str(e) else ""
+        raise IngestError(f"not a valid Word .docx file ({e.__class__.__name__}{': ' + detail if detail else ''})",
+                          path, hint=fix) from None
     if not blocks:
         raise IngestError("the file is empty", path, hint="remove it or add its text")
     meta = {"title": title} if title else {}
