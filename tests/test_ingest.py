@@ -458,6 +458,7 @@ REGRESSIONS = {
     "inf.csv": (b"document,text,time\nd1,Hello.,inf\n", TABLE + ["--time-column", "time"], "'inf' is not a time", 2),
     "negative.csv": (b"document,text,time\nd1,Hello.,-3\n", TABLE + ["--time-column", "time"], "'-3' is not a time", 2),
     "nan-order.csv": (b"document,text,n\nd1,Hello.,1\nd1,Bye.,nan\n", TABLE + ["--order-column", "n"], "'nan' in 'n' is not a number", 3),
+    "date.csv": (b"document,text,date\nd1,Hello.,2024-02-30\n", TABLE, "date '2024-02-30' is not a real date", 2),
     "ids.csv": (b"document,text\nDoc A,Hello.\ndoc-a,Bye.\n", TABLE, "documents 'Doc A' and 'doc-a' both get the id 'doc-a'", 3),
     "formula.xlsx": (badfiles.xlsx_bytes(formula=True), TABLE, "cell C3 holds a formula", 3),
     "damaged.xlsx": (badfiles.xlsx_damaged(), TABLE, "not a valid .xlsx workbook (ParseError", None),

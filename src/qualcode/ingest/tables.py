@@ -289,7 +289,8 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
         digest = hashlib.sha256(
             json.dumps([text, [(c.seq, c.code, c.coder) for c in codings], meta], ensure_ascii=False).encode()
         ).hexdigest()
-        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings, list(warnings)))
+        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings, list(warnings),
+                           meta_lines={c: group[0][0] for c in meta}))
     return docs
 
 
