@@ -31,7 +31,7 @@ from qualcode.ingest import IngestOptions, ingest_paths
 from . import badfiles
 
 #: Seconds one input may take before it counts as a hang (generous: CI machines are shared).
-HANG_SECONDS = 10
+HANG_SECONDS = 20
 #: Mutated files never grow past this, so a run's time stays predictable.
 MAX_BYTES = 400_000
 

@@ -13,6 +13,8 @@ _OPEN = re.compile(r"\A---[ \t]*\n")
 _CLOSE = re.compile(r"^(?:---|\.\.\.)[ \t]*$\n?", re.M)
 
 
+#: Attributes are a few lines; PyYAML reads about 10,000 lines a second, so bound the block.
+MAX_FRONT_MATTER = 256 * 1024
 #: Attributes stored in their own columns, so they must be single values.
 _SINGLE = ("id", "title", "kind", "site", "district", "role", "date")
 
@@ -35,6 +37,13 @@ def split_front_matter(text: str, path: str) -> tuple[dict, str, dict[str, int]]
             hint="close it with a line of '---'",
         )
     block = text[start : close.start()]
+    if len(block) > MAX_FRONT_MATTER:
+        raise IngestError(
+            f"front matter is longer than {MAX_FRONT_MATTER // 1024} KB",
+            path,
+            1,
+            hint="keep attributes in front matter and the text below it (or use a --manifest)",
+        )
     try:
         root = safeyaml.compose(block) if block.strip() else None
         meta = safeyaml.load(block) if root is not None else {}
