@@ -152,3 +152,52 @@ def test_show_cli_without_codebook(tmp_path):
     result = CliRunner().invoke(cli.cli, ["codebook", "show", "--db", str(db)])
     assert result.exit_code == 1
     assert "has no codebook" in result.output
+
+
+# --- issue 12: hostile YAML is one line, never a hang or a traceback ---------------------------
+
+LAUGHS = "lol: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"l{i}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+HOSTILE = {
+    "billion-laughs": (LAUGHS + GOOD, "YAML aliases expand to more than 100,000 values", 6),
+    "self-reference": ("name: x\ncodes: &c\n  - id: a\n    name: A\n    definition: D\n    children: *c\n",
+                       "refers to the value that contains it", 2),
+    "deep": ("name: x\ncodes: " + "[" * 3000 + "]" * 3000 + "\n", "nested more than 64 levels deep", None),
+    "complex-key": (GOOD.replace("version: \"1\"", "? [a, b]\n: 1"), "a field name must be plain text, not a list", 2),
+    "complex-code-key": (GOOD.replace("    color:", "    ? {a: 1}\n    : x\n    color:"), "must be plain text, not a mapping", 7),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_yaml_is_one_line_and_loads_nothing(tmp_path, case):
+    import time
+
+    text, message, line = HOSTILE[case]
+    db = tmp_path / "p.db"
+    runner = CliRunner()
+    runner.invoke(cli.cli, ["codebook", "load", str(LESSONS), "--db", str(db)])
+    before = dump(db)
+    path = tmp_path / "book.yml"
+    path.write_text(text)
+    started = time.perf_counter()
+    result = runner.invoke(cli.cli, ["codebook", "load", str(path), "--db", str(db)])
+    assert time.perf_counter() - started < 5
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert result.output.startswith(f"Error: {path}:{line}: " if line else f"Error: {path}:") and message in result.output
+    assert dump(db) == before
+
+
+def test_tagged_impossible_date_is_just_text_in_a_codebook(tmp_path):
+    path = write(tmp_path, GOOD.replace('version: "1"', "version: !!timestamp 2024-13-45"))
+    assert validate_codebook(path) == []
+    assert load_codebook(path).version == "2024-13-45"
+
+
+def test_anchors_within_the_limits_still_work(tmp_path):
+    path = write(tmp_path, GOOD.replace("definition: Why we do it.", "definition: &why Why we do it.")
+                 .replace("definition: The aim.", "definition: *why"))
+    book = load_codebook(path)
+    assert book.codes[0].children[0].definition == "Why we do it."

@@ -5,10 +5,11 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from qualcode import cli
+from qualcode import cli, open_project
 from qualcode.ingest import IngestOptions, TableMapping, ingest_paths
 from qualcode.ingest.segment import speaker_turns
 
+from . import badfiles
 from .conftest import assert_excerpts_current, dump
 
 INTERVIEW = """\
@@ -433,3 +434,207 @@ def test_bad_manifest_stops_before_any_file(tmp_path):
     assert result.exit_code == 1
     assert "m.csv:3: no such file 'missing.md'" in result.output
     assert CliRunner().invoke(cli.cli, ["status", "--db", str(project)]).output.count("Documents: 0") == 1
+
+
+# --- issue 12: no hang, no traceback, no silent loss on a bad file ---------------------------
+
+TABLE = ["--text-column", "text", "--document-column", "document"]
+
+#: name -> (bytes, extra ingest options, text of the error, its line or None)
+REGRESSIONS = {
+    "laughs.md": (("---\n" + badfiles.LAUGHS + "---\nHello.\n").encode(), [], "YAML aliases expand to more than", 7),
+    "loop.md": (b"---\na: &a [1, *a]\n---\nHello.\n", [], "refers to the value that contains it", 2),
+    "deep.md": (b"---\na: " + b"[" * 5000 + b"]" * 5000 + b"\n---\nHello.\n", [], "nested more than 64 levels", None),
+    "listsite.md": (b"---\ntitle: x\nsite: [a, b]\n---\nHello.\n", [], "'site' must be a single value, not a list", 3),
+    "maptitle.md": (b"---\ntitle: {a: 1}\n---\nHello.\n", [], "'title' must be a single value, not a mapping", 2),
+    "complexkey.md": (b"---\n? [a, b]\n: 1\n---\nHello.\n", [], "bad front matter", None),
+    "month13.md": (b"---\nkind: interview\ndate: 2024-13-45\n---\nI: Hi.\n", [], "date '2024-13-45' is not a real date", 3),
+    "feb30.txt": (b"---\ndate: 2023-02-30\n---\nHello.\n", [], "is not a real date", 2),
+    "tagged.md": (b"---\ndate: !!timestamp 2024-13-45\n---\nHello.\n", [], "a value cannot be read", None),
+    "late-nul.txt": (b"Hello.\n" * 2000 + b"Bad \x00 byte.\n", [], "holds a NUL byte", 2001),
+    "short-row.csv": (b"document,text\nd1,Hello.\nd2\n", TABLE, "row has 1 cell but the header has 2", 3),
+    "long-row.csv": (b"document,text\nd1,Hello, world.\n", TABLE, "row has 3 cells but the header has 2", 2),
+    "quote.csv": (b'document,text\nd1,"Hello "there"\n', TABLE, "bad CSV", 2),
+    "inf.csv": (b"document,text,time\nd1,Hello.,inf\n", TABLE + ["--time-column", "time"], "'inf' is not a time", 2),
+    "negative.csv": (b"document,text,time\nd1,Hello.,-3\n", TABLE + ["--time-column", "time"], "'-3' is not a time", 2),
+    "nan-order.csv": (b"document,text,n\nd1,Hello.,1\nd1,Bye.,nan\n", TABLE + ["--order-column", "n"], "'nan' in 'n' is not a number", 3),
+    "date.csv": (b"document,text,date\nd1,Hello.,2024-02-30\n", TABLE, "date '2024-02-30' is not a real date", 2),
+    "ids.csv": (b"document,text\nDoc A,Hello.\ndoc-a,Bye.\n", TABLE, "documents 'Doc A' and 'doc-a' both get the id 'doc-a'", 3),
+    "formula.xlsx": (badfiles.xlsx_bytes(formula=True), TABLE, "cell C3 holds a formula", 3),
+    "damaged.xlsx": (badfiles.xlsx_damaged(), TABLE, "not a valid .xlsx workbook (ParseError", None),
+    "wide.xlsx": (badfiles.xlsx_bytes([["document", "text"] + [f"c{i}" for i in range(1100)], ["d", "Hi."]]), TABLE,
+                  "header row has 1,102 columns", 1),
+    "span.docx": (badfiles.docx_bytes("abc"), [], "a table cell spans 'abc' columns", None),
+    "bomb.docx": (badfiles.docx_bomb(), [], "a zip bomb", None),
+}
+
+
+def _one_error_line(result, name: str, message: str, line: int | None) -> str:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit), result.exception
+    errors = [text for text in result.output.splitlines() if text.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    assert message in errors[0] and " — " in errors[0], errors[0]
+    where = f"{name}:{line}:" if line else f"{name}:"
+    assert where in errors[0], errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("name", sorted(REGRESSIONS))
+def test_bad_file_is_refused_in_one_line(tmp_path, name):
+    data, extra, message, line = REGRESSIONS[name]
+    project = tmp_path / "p.db"
+    good = tmp_path / "good.md"
+    good.write_text(INTERVIEW)
+    runner = CliRunner()
+    assert runner.invoke(cli.cli, ["ingest", str(good), "--db", str(project)]).exit_code == 0
+    before = dump(project)
+    bad = tmp_path / name
+    bad.write_bytes(data)
+    result = runner.invoke(cli.cli, ["ingest", str(bad), "--db", str(project), *extra])
+    _one_error_line(result, name, message, line)
+    assert dump(project) == before
+
+
+@pytest.mark.parametrize("option, value", [("--date", "2024-13-45"), ("--date", "2024-00"), ("--kind", "x" * 500)])
+def test_bad_option_is_refused_before_any_file(tmp_path, option, value):
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    project = tmp_path / "p.db"
+    result = CliRunner().invoke(cli.cli, ["ingest", str(tmp_path / "a.md"), option, value, "--db", str(project)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.startswith("Error: command line: ") and len(result.output.strip().splitlines()) == 1
+    assert rows(open_project(project), "SELECT id FROM documents") == []
+
+
+MANIFESTS = {
+    "huge-field": ("path,site\na.md," + "x" * 131_073 + "\n", "field larger than field limit", 2),
+    "nul": ("path,site\n" + "a.md,Bayview\n" * 800 + "a.md,Bay\x00view\n", "holds a NUL byte", 802),
+    "bad-date": ("path,date\na.md,2024-13-45\n", "is not a real date", 2),
+    "short-row": ("path,site,role\na.md,Bayview\n", "row has 2 cells but the header has 3", 2),
+    "quoted-newline": ('path,site\na.md,"Bay\nview"\nb.md,"x"y\n', "bad CSV", 4),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFESTS))
+def test_bad_manifest_is_one_line(tmp_path, case):
+    text, message, line = MANIFESTS[case]
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    (tmp_path / "b.md").write_text(INTERVIEW.replace("coach", "teacher"))
+    manifest = tmp_path / "manifest.csv"
+    manifest.write_bytes(text.encode())
+    project = tmp_path / "p.db"
+    result = CliRunner().invoke(cli.cli, ["ingest", "--manifest", str(manifest), "--db", str(project)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"Error: {manifest}:{line}: ") and message in first, result.output
+    assert rows(open_project(project), "SELECT id FROM documents") == []
+
+
+def test_manifest_cell_with_a_newline_is_read_whole(tmp_path):
+    (tmp_path / "a.md").write_text(INTERVIEW)
+    (tmp_path / "m.csv").write_text('path,note\na.md,"two\nlines, and ""quotes"""\n')
+    db = open_project(tmp_path / "p.db")
+    assert not ingest_paths(db, [], IngestOptions(manifest=tmp_path / "m.csv")).errors
+    assert json.loads(rows(db, "SELECT attributes FROM documents")[0]["attributes"]) == {
+        "note": 'two\nlines, and "quotes"'}
+
+
+@pytest.mark.parametrize("name, data, extra", [
+    ("spaces.txt", b"Hello.\n" + b" " * 300_000 + b"\nBye.\n", []),
+    ("spaces.md", b"# Notes\n" + b" \t" * 150_000 + b"\n\nBye.\n", []),
+    ("far.xlsx", badfiles.xlsx_far_cell(), TABLE),
+    ("span.docx", badfiles.docx_bytes("99999999"), []),
+    ("tags.vtt", ("WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n" + "<v a" * 50_000 + "\n").encode(), []),
+])
+def test_pathological_but_valid_files_are_read_quickly(db, tmp_path, name, data, extra):
+    import time
+
+    path = tmp_path / name
+    path.write_bytes(data)
+    started = time.perf_counter()
+    result = CliRunner().invoke(cli.cli, ["ingest", str(path), "--db", str(tmp_path / "p.db"), *extra])
+    assert time.perf_counter() - started < 5
+    assert result.exit_code == 0, result.output
+    assert "1 added" in result.output
+
+
+def test_docx_merged_cells_are_read_once(db, tmp_path):
+    path = tmp_path / "merged.docx"
+    path.write_bytes(badfiles.docx_bytes("2"))
+    ingest(db, path)
+    text = rows(db, "SELECT text FROM documents")[0]["text"]
+    assert "Ana: We co-planned." in text and "Ben: It helped." in text
+
+
+def test_csv_quotes_commas_and_newlines_anywhere(db, tmp_path):
+    """Doubled quotes first seen after 4 KB were misread when the dialect was guessed."""
+    import csv as csv_module
+    import io
+
+    texts = [f"Turn {i}: plain words here." for i in range(200)]
+    texts += ['He said "Alan?" and left, later.', 'Two\nlines, "quoted"', '"', ",", 'a""b', "  spaced  "]
+    out = io.StringIO()
+    writer = csv_module.writer(out)  # RFC 4180 quoting
+    writer.writerow(["document", "text", "code"])
+    for i, text in enumerate(texts):
+        writer.writerow(["int-1", text, "support.coaching" if "Alan" in text else ""])
+    path = tmp_path / "sheet.csv"
+    path.write_text(out.getvalue(), newline="")
+    assert len(out.getvalue()[:4096].split('""')) == 1  # no doubled quote in the first 4 KB
+    result = ingest(db, path, table=TableMapping(text="text", document="document", codes=[("code", "Rosa")]),
+                    create_codes=True)
+    assert not result.errors, result.errors[0].error
+    stored = [r["text"] for r in db.query("SELECT text FROM segments ORDER BY seq")]
+    assert stored == [" ".join(t.split()) for t in texts]
+    assert rows(db, "SELECT name FROM codes") == [{"name": "support.coaching"}]
+
+
+@pytest.mark.parametrize("dialect, text, said", [
+    ("semicolon", 'document;text\nd1;"Hello; ""you"""\n', 'Hello; "you"'),
+    ("tab", 'document\ttext\nd1\t"Hello,\tyou"\n', "Hello, you"),
+    ("backslash", 'document,text\nd1,"Hello, \\"you\\""\n', 'Hello, "you"'),
+])
+def test_csv_dialect_option(tmp_path, dialect, text, said):
+    path = tmp_path / "sheet.csv"
+    path.write_text(text)
+    project = tmp_path / "p.db"
+    wrong = CliRunner().invoke(cli.cli, ["ingest", str(path), *TABLE, "--db", str(project)])
+    assert wrong.exit_code == 1
+    right = CliRunner().invoke(cli.cli, ["ingest", str(path), *TABLE, "--csv-dialect", dialect, "--db", str(project)])
+    assert right.exit_code == 0, right.output
+    assert rows(open_project(project), "SELECT text FROM segments")[0]["text"] == said
+
+
+def test_semicolon_file_read_as_rfc4180_says_which_option(tmp_path):
+    path = tmp_path / "sheet.csv"
+    path.write_text("document;text\nd1;Hello.\n")
+    result = CliRunner().invoke(cli.cli, ["ingest", str(path), *TABLE, "--db", str(tmp_path / "p.db")])
+    assert result.exit_code == 1 and "--csv-dialect semicolon" in result.output
+
+
+def test_replace_does_not_let_colliding_ids_overwrite(db, tmp_path, db_path):
+    path = tmp_path / "sheet.csv"
+    path.write_text("document,text\nDoc A,Hello.\n")
+    ingest(db, path, table=TableMapping(text="text", document="document"))
+    before = dump(db_path)
+    path.write_text("document,text\nDoc A,Hello.\ndoc-a,Other words.\n")
+    result = ingest(db, path, table=TableMapping(text="text", document="document"), replace=True)
+    assert "both get the id 'doc-a'" in result.errors[0].error
+    assert dump(db_path) == before
+
+
+@pytest.mark.parametrize("sheet, message", [
+    ("document_id,seq,code_id,coder,start\ncoach,2,support.coaching,Rosa,3\n", "span '3:' is not START:END"),
+    ("document_id,seq,code_id,coder,end\ncoach,2,support.coaching,Rosa,3\n", "span ':3' is not START:END"),
+    ("document_id,seq,code_id,coder\ncoach,2\n", "row has 2 cells but the header has 4"),
+])
+def test_batch_sheet_with_half_a_span_is_one_line(coded_db, db_path, tmp_path, sheet, message):
+    (tmp_path / "coach.md").write_text(INTERVIEW)
+    ingest(coded_db, tmp_path / "coach.md")
+    before = dump(db_path)
+    path = tmp_path / "batch.csv"
+    path.write_text(sheet)
+    result = CliRunner().invoke(cli.cli, ["code", "--batch", str(path), "--create-coder", "--db", str(db_path)])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
+    assert result.output.startswith(f"Error: {path}:2: ") and message in result.output, result.output
+    assert dump(db_path) == before

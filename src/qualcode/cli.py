@@ -277,10 +277,12 @@ def _file_line(f: FileResult) -> str:
 @click.option("--code-separator", default=";", show_default=True, help="Spreadsheets: separator of several codes in one cell.")
 @click.option("--sheet", help="Spreadsheets: the .xlsx sheet to read (default: the first).")
 @click.option("--create-codes", is_flag=True, help="Spreadsheets: create codes the project does not have yet.")
+@click.option("--csv-dialect", type=click.Choice(["rfc4180", "semicolon", "tab", "backslash"]), default="rfc4180",
+              show_default=True, help="CSV spreadsheets: comma with \"\" inside quotes (RFC 4180), ';', tabs, or \\\" inside quotes.")
 @db_option
 def ingest(paths, manifest, kind, site, district, role, date, attributes, segment, replace, strict, text_column,
            document_column, speaker_column, time_column, order_column, code_column, coder, code_separator, sheet,
-           create_codes, db_path):
+           create_codes, csv_dialect, db_path):
     """Ingest transcripts and notes (files or folders, recursively).
 
     Reads .txt, .md (with YAML front matter), .docx, .vtt, .srt, and .csv/.xlsx
@@ -301,7 +303,8 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
     options = IngestOptions(
         manifest=manifest, attributes=attrs, segment=segment, replace=replace, strict=strict,
         table=TableMapping(text=text_column, document=document_column, speaker=speaker_column, time=time_column,
-                           order=order_column, codes=code_column, coder=coder, separator=code_separator, sheet=sheet),
+                           order=order_column, codes=code_column, coder=coder, separator=code_separator, sheet=sheet,
+                           csv_dialect=csv_dialect),
         create_codes=create_codes,
     )
     db = _open(db_path, create=True)

@@ -214,7 +214,8 @@ def apply_batch(
                 if name not in known_coders:
                     known_coders.add(name)
                     result.coders_created.append(name)
-                span = f"{row['start']}:{row['end']}" if row.get("start", "").strip() or row.get("end", "").strip() else None
+                start, end = (row.get("start") or "").strip(), (row.get("end") or "").strip()
+                span = f"{start}:{end}" if start or end else None
                 bounds = parse_span(span, seg)
                 action = (row.get("action") or "add").strip().lower()
                 if action in ("add", "apply", "accept", "1", "yes"):

@@ -36,7 +36,8 @@ class QualcodeError(Exception):
         text = where + self.message
         if self.hint:
             text += " — " + self.hint
-        return text
+        # One line, always: messages quote values from users' files, which may hold line breaks.
+        return " ".join(text.splitlines())
 
 
 class NotAProject(QualcodeError):

@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 import sqlite_utils
 
 from ..errors import IngestError, QualcodeError
+from .limits import check_file_size
 from .attributes import Manifest, check_attributes, merge, read_manifest
 from .readers import FORMATS, SUBTITLE_FORMATS, TABLE_FORMATS, Parsed, read_docx, read_subtitles, read_text
 from .segment import TURN_KINDS, looks_like_transcript, paragraphs, sentences, speaker_turns
@@ -124,6 +125,7 @@ def _display_path(path: Path) -> str:
 
 
 def _read(path: Path, options: IngestOptions) -> list[Parsed]:
+    check_file_size(path, path.stat().st_size)
     data = path.read_bytes()
     suffix = path.suffix.lower()
     if suffix in TABLE_FORMATS:
@@ -137,7 +139,7 @@ def _read(path: Path, options: IngestOptions) -> list[Parsed]:
     return [read_text(path, data)]
 
 
-def _segments(parsed: Parsed, kind: str | None, mode: str):
+def _segments(parsed: Parsed, kind: str | None, mode: str, path: str):
     markdown = parsed.format == "md"
     if parsed.segments is not None:
         base = parsed.segments
@@ -146,7 +148,10 @@ def _segments(parsed: Parsed, kind: str | None, mode: str):
     else:
         base = paragraphs(parsed.text, markdown=markdown)
     if mode == "sentence":
-        base = sentences(parsed.text, base)
+        try:
+            base = sentences(parsed.text, base)
+        except IngestError as e:
+            raise IngestError(e.message, path, hint=e.hint) from None
     return base
 
 
@@ -158,10 +163,10 @@ def _ingest_file(db: sqlite_utils.Database, path: Path, options: IngestOptions, 
     with db.atomic():
         for parsed in parsed_docs:
             result.warnings.extend(parsed.warnings)
-            front = check_attributes(dict(parsed.meta), shown)
+            front = check_attributes(dict(parsed.meta), shown, parsed.meta_lines)
             columns, extra = merge(front, from_manifest, options.attributes)
             columns.setdefault("title", path.stem)
-            segs = _segments(parsed, columns.get("kind"), options.segment)
+            segs = _segments(parsed, columns.get("kind"), options.segment, shown)
             if not segs:
                 raise IngestError("no text to segment", path, hint="check the file's content")
             result.documents.append(
@@ -187,7 +192,7 @@ def ingest_paths(
     options = options or IngestOptions()
     if options.segment not in SEGMENT_MODES:
         raise QualcodeError(f"unknown segment mode '{options.segment}'", hint=f"use one of {', '.join(SEGMENT_MODES)}")
-    check_attributes(options.attributes, "options")
+    check_attributes(options.attributes, "command line")
     manifest = read_manifest(options.manifest) if options.manifest else None
     paths = list(paths)
     if not paths and manifest is not None:

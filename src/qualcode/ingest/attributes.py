@@ -6,18 +6,19 @@ are what the user typed for this very ingest, so they win.
 
 from __future__ import annotations
 
-import csv
+import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IngestError
 from .decode import decode_text
+from .csvread import read_csv
 
 #: Attributes stored as their own columns; anything else goes into ``attributes`` JSON.
 COLUMNS = ("id", "title", "kind", "site", "district", "role", "date", "published")
 KINDS = ("interview", "focus_group", "site_visit", "observation", "document")
-_DATE = re.compile(r"^\d{4}(?:-\d{2}(?:-\d{2})?)?$")
+_DATE = re.compile(r"[0-9]{4}(?:-[0-9]{2}(?:-[0-9]{2})?)?")
 
 
 @dataclass
@@ -44,8 +45,7 @@ def read_manifest(path: str | Path) -> Manifest:
     if not path.is_file():
         raise IngestError("no such manifest file", path)
     text, _ = decode_text(path.read_bytes(), str(path))
-    reader = csv.DictReader(text.splitlines())
-    fields = [f.strip() for f in reader.fieldnames or []]
+    fields, records = read_csv(text, path)
     if "path" not in fields:
         raise IngestError(
             f"the manifest has no 'path' column (columns: {', '.join(fields)})",
@@ -54,9 +54,8 @@ def read_manifest(path: str | Path) -> Manifest:
             hint="add a 'path' column naming each file relative to the manifest",
         )
     rows: dict[Path, tuple[int, dict]] = {}
-    for row in reader:
-        line = reader.line_num
-        row = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+    for line, cells in records:
+        row = {k: v.strip() for k, v in zip(fields, cells) if k}
         if not row.get("path"):
             raise IngestError("row has no path", path, line)
         named = row.pop("path")
@@ -75,27 +74,46 @@ def normalise_kind(kind: str) -> str:
     return re.sub(r"[\s-]+", "_", kind.strip().lower())
 
 
-def check_attributes(attrs: dict, where: str, line: int | None = None) -> dict:
-    """Normalise kind and date in place, refusing values a researcher would regret."""
+def check_attributes(attrs: dict, where: str, line: int | dict[str, int] | None = None) -> dict:
+    """Normalise kind and date in place, refusing values a researcher would regret.
+
+    ``line`` is the line of the whole row (a manifest) or of each key (front matter).
+    """
+    def at(key: str) -> int | None:
+        return line.get(key) if isinstance(line, dict) else line
+
     if attrs.get("kind"):
         attrs["kind"] = normalise_kind(str(attrs["kind"]))
         if attrs["kind"] not in KINDS:
             raise IngestError(
-                f"unknown kind '{attrs['kind']}'", where, line, hint=f"use one of: {', '.join(KINDS)}"
+                f"unknown kind '{attrs['kind'][:60]}'", where, at("kind"), hint=f"use one of: {', '.join(KINDS)}"
             )
     if attrs.get("date"):
         attrs["date"] = str(attrs["date"]).strip()
-        if not _DATE.match(attrs["date"]):
+        if not _DATE.fullmatch(attrs["date"]):
             raise IngestError(
-                f"date '{attrs['date']}' is not YYYY-MM-DD", where, line, hint="write dates as 2024-10-15"
+                f"date '{attrs['date'][:40]}' is not YYYY-MM-DD", where, at("date"), hint="write dates as 2024-10-15"
             )
+        if not _real_date(attrs["date"]):
+            raise IngestError(f"date '{attrs['date']}' is not a real date", where, at("date"),
+                              hint="check the month (01-12) and day; write dates as 2024-10-15")
     if "published" in attrs:  # `published: false` keeps a document out of `qualcode publish`
         value = attrs["published"]
         flag = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}.get(str(value).strip().lower())
         if flag is None:
-            raise IngestError(f"published '{value}' is not true or false", where, line, hint="write published: false")
+            raise IngestError(f"published '{value}' is not true or false", where, at("published"), hint="write published: false")
         attrs["published"] = flag
     return attrs
+
+
+def _real_date(value: str) -> bool:
+    """Whether YYYY, YYYY-MM or YYYY-MM-DD names a day, month or year that exists."""
+    year, month, day = (value.split("-") + ["01", "01"])[:3]
+    try:
+        datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
 
 
 def merge(*layers: dict) -> tuple[dict, dict]:
@@ -103,5 +121,5 @@ def merge(*layers: dict) -> tuple[dict, dict]:
     merged: dict = {}
     for layer in layers:
         merged.update({k: v for k, v in layer.items() if v not in (None, "")})
-    columns = {k: merged.pop(k) for k in COLUMNS if k in merged}
+    columns = {k: str(merged.pop(k)) for k in COLUMNS if k in merged}
     return columns, merged

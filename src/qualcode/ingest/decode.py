@@ -22,6 +22,14 @@ def decode_text(data: bytes, path: str) -> tuple[str, list[str]]:
             path,
             hint="export it as .txt, .docx or .vtt, or leave it out of the ingest",
         )
+    nul = data.find(b"\x00")
+    if nul >= 0:  # text with a NUL further in is damaged, and the NUL would be stored as text
+        raise IngestError(
+            "the file holds a NUL byte (damaged or partly binary)",
+            path,
+            data.count(b"\n", 0, nul) + 1,
+            hint="remove the NUL bytes, or export the file again",
+        )
     warnings: list[str] = []
     try:
         text = data.decode("utf-8-sig")

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..errors import IngestError
 from .decode import decode_text
 from .frontmatter import split_front_matter
+from .limits import check_zip
 from .segment import Segment
 from .subtitles import cues_to_turns, parse_cues
 
@@ -42,6 +43,7 @@ class Parsed:
     segments: list[Segment] | None = None  # None: segment the text by kind
     codings: list[Coding] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    meta_lines: dict[str, int] = field(default_factory=dict)  # front-matter key -> line, for errors
 
 
 def slug(text: str) -> str:
@@ -51,11 +53,12 @@ def slug(text: str) -> str:
 
 def read_text(path: Path, data: bytes) -> Parsed:
     text, warnings = decode_text(data, str(path))
-    meta, body = split_front_matter(text, str(path))
+    meta, body, lines = split_front_matter(text, str(path))
     if not body.strip():
         raise IngestError("the file has front matter but no text", path, hint="add the text below the front matter")
     fmt = TEXT_FORMATS[path.suffix.lower()]
-    return Parsed(slug(path.stem), body, fmt, hashlib.sha256(data).hexdigest(), meta, warnings=warnings)
+    return Parsed(slug(path.stem), body, fmt, hashlib.sha256(data).hexdigest(), meta, warnings=warnings,
+                  meta_lines=lines)
 
 
 def read_subtitles(path: Path, data: bytes) -> Parsed:
@@ -69,29 +72,71 @@ def read_docx(path: Path, data: bytes) -> Parsed:
     import docx
     from docx.table import Table
 
+    check_zip(path, "docx")
+    fix = "open and re-save it in Word or LibreOffice as .docx"
     try:
         document = docx.Document(str(path))
-    except Exception as e:  # python-docx raises many types for a broken package
-        raise IngestError(
-            f"not a valid Word .docx file ({e.__class__.__name__})",
-            path,
-            hint="open and re-save it in Word or LibreOffice as .docx",
-        ) from None
-    blocks = []
-    for item in document.iter_inner_content():
-        if isinstance(item, Table):
-            # Transcripts kept as a two-column table (speaker | words) read as "speaker: words".
-            for row in item.rows:
-                cells = [c.text.strip() for c in row.cells]
-                if len(cells) >= 2 and cells[0] and cells[1]:
-                    blocks.append(f"{cells[0]}: {' '.join(cells[1:])}")
-                elif any(cells):
-                    blocks.append(" ".join(c for c in cells if c))
-        elif item.text.strip():
-            blocks.append(item.text.strip())
+        blocks = []
+        for item in document.iter_inner_content():
+            if isinstance(item, Table):
+                # Transcripts kept as a two-column table (speaker | words) read as "speaker: words".
+                for cells in _table_rows(item, path):
+                    if len(cells) >= 2 and cells[0] and cells[1]:
+                        blocks.append(f"{cells[0]}: {' '.join(cells[1:])}")
+                    elif any(cells):
+                        blocks.append(" ".join(c for c in cells if c))
+            elif item.text.strip():
+                blocks.append(item.text.strip())
+        title = document.core_properties.title
+    except IngestError:
+        raise
+    except Exception as e:  # python-docx and lxml raise many types for a broken package
+        detail = str(e).splitlines()[0][:80] if str(e) else ""
+        raise IngestError(f"not a valid Word .docx file ({e.__class__.__name__}{': ' + detail if detail else ''})",
+                          path, hint=fix) from None
     if not blocks:
         raise IngestError("the file is empty", path, hint="remove it or add its text")
-    meta = {}
-    if document.core_properties.title:
-        meta["title"] = document.core_properties.title
+    meta = {"title": title} if title else {}
     return Parsed(slug(path.stem), "\n\n".join(blocks), "docx", hashlib.sha256(data).hexdigest(), meta)
+
+
+def _table_rows(table, path: Path) -> list[list[str]]:
+    """The text of each cell actually present in each row, once.
+
+    python-docx's ``row.cells`` repeats a cell once per grid column it spans
+    (``gridSpan="99999999"`` is a hundred million cells) and follows vertical
+    merges upward row by row (quadratic in a long merged column); here each
+    ``<w:tc>`` is read once, and a vertically merged cell repeats the text it
+    continues, found by its grid offset.
+    """
+    from docx.oxml.ns import qn
+    from docx.text.paragraph import Paragraph
+
+    above: dict[int, str] = {}
+    out = []
+    for tr in table._tbl.tr_lst:
+        offset = _grid_value(tr.find(f"{qn('w:trPr')}/{qn('w:gridBefore')}"), 0, path)
+        cells = []
+        for tc in tr.findall(qn("w:tc")):
+            merge = tc.find(f"{qn('w:tcPr')}/{qn('w:vMerge')}")
+            if merge is not None and merge.get(qn("w:val"), "continue") == "continue":
+                text = above.get(offset, "")
+            else:
+                text = "\n".join(Paragraph(p, table).text for p in tc.findall(qn("w:p"))).strip()
+            above[offset] = text
+            cells.append(text)
+            offset += _grid_value(tc.find(f"{qn('w:tcPr')}/{qn('w:gridSpan')}"), 1, path)
+        out.append(cells)
+    return out
+
+
+def _grid_value(element, default: int, path: Path) -> int:
+    from docx.oxml.ns import qn
+
+    if element is None:
+        return default
+    value = element.get(qn("w:val"), str(default))
+    if not re.fullmatch(r"[0-9]{1,9}", value):
+        raise IngestError(f"not a valid Word .docx file (a table cell spans '{value[:20]}' columns)", path,
+                          hint="open and re-save it in Word or LibreOffice as .docx")
+    return int(value)

@@ -16,8 +16,10 @@ from .segment import LABEL, Segment, join_turns
 
 _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[.,](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
-_VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
-_TAG = re.compile(r"</?[^>]*>")
+# Tag bodies stop at the next '<' as well as '>': with "[^>]*" a cue of many
+# unclosed '<' was rescanned from each one to the end, in quadratic time.
+_VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^<>]+)>")
+_TAG = re.compile(r"</?[^<>]*>")
 # A line that starts like a cue timing, even if its arrow or numbers are wrong.
 _LOOKS_TIMED = re.compile(r"^\s*(?:\d+:)?\d{1,2}:\d{2}[.,]\d")
 

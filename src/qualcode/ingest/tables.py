@@ -7,17 +7,18 @@ segments are the rows.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
 from ..errors import IngestError
+from .csvread import read_csv
 from .decode import decode_text
+from .limits import MAX_COLUMNS, check_file_size, check_zip
 from .readers import Coding, Parsed, slug
 from .segment import join_turns
 
@@ -38,85 +39,170 @@ class TableMapping:
     coder: str | None = None
     separator: str = ";"
     sheet: str | None = None
+    csv_dialect: str = "rfc4180"  # see csvread.DIALECTS
 
     @property
     def given(self) -> bool:
         return self.text is not None
 
 
-def _rows_csv(path: Path, data: bytes) -> tuple[list[str], Iterator[tuple[int, dict]], list[str]]:
+def _rows_csv(path: Path, data: bytes, dialect: str = "rfc4180") -> tuple[list[str], Iterator[tuple[int, dict]], list[str]]:
     text, warnings = decode_text(data, str(path))
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise IngestError("the file is empty", path) from None
+    header, records = read_csv(text, path, dialect)
+    return header, ((line, dict(zip(header, cells))) for line, cells in records), warnings
 
-    def rows() -> Iterator[tuple[int, dict]]:
-        try:
-            for row in reader:
-                if any(cell.strip() for cell in row):
-                    yield reader.line_num, dict(zip(header, row))
-        except csv.Error as e:
-            raise IngestError(f"bad CSV: {e}", path, reader.line_num, hint="check quoting around that row") from None
 
-    return header, rows(), warnings
+class Formula(str):
+    """An empty cell value standing for a formula whose result was never saved in the file."""
+
+    def __new__(cls, ref: str, formula: str) -> "Formula":
+        value = super().__new__(cls, "")
+        value.ref, value.formula = ref, formula
+        return value
+
+
+def _has_formulas(path: Path) -> bool:
+    """Whether any sheet holds a formula, so the slower formula-aware read is needed."""
+    import zipfile
+
+    tag = re.compile(rb"<(?:\w+:)?f[\s>/]")
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.startswith("xl/worksheets/"):
+                continue
+            with archive.open(info) as member:
+                tail = b""
+                while chunk := member.read(1 << 20):
+                    if tag.search(tail + chunk):
+                        return True
+                    tail = chunk[-16:]
+    return False
+
+
+def _open_sheet(path: Path, sheet: str | None, data_only: bool):
+    import openpyxl
+
+    book = openpyxl.load_workbook(str(path), read_only=True, data_only=data_only)
+    if sheet is not None and sheet not in book.sheetnames:
+        raise IngestError(f"no sheet named '{sheet}' (sheets: {', '.join(book.sheetnames)})", path)
+    if not book.worksheets:
+        raise IngestError("the workbook has no sheets", path)
+    ws = book[sheet] if sheet else book.worksheets[0]
+    # The sheet's declared size ("A1:XFD1048576") would pad every row to
+    # 16,384 cells and add a million empty rows; read only the cells present.
+    ws.reset_dimensions()
+    return book, ws
 
 
 def _rows_xlsx(path: Path, sheet: str | None) -> tuple[list[str], Iterator[tuple[int, dict]], list[str]]:
-    import openpyxl
+    from openpyxl.utils import get_column_letter
 
+    check_zip(path, "xlsx")
     try:
-        book = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
-    except Exception as e:  # openpyxl raises many types for a broken file
-        raise IngestError(
-            f"not a valid .xlsx workbook ({e.__class__.__name__})", path, hint="re-save it from Excel as .xlsx"
-        ) from None
-    if sheet is not None and sheet not in book.sheetnames:
-        raise IngestError(f"no sheet named '{sheet}' (sheets: {', '.join(book.sheetnames)})", path)
-    ws = book[sheet] if sheet else book.worksheets[0]
-    values = ws.iter_rows(values_only=True)
-    try:
-        header = ["" if h is None else str(h).strip() for h in next(values)]
-    except StopIteration:
-        raise IngestError("the sheet is empty", path) from None
+        book, ws = _open_sheet(path, sheet, data_only=True)
+        formulas = _open_sheet(path, sheet, data_only=False)[1] if _has_formulas(path) else None
+        first = next(ws.iter_rows(min_row=1, max_row=1, values_only=True), ())
+    except IngestError:
+        raise
+    except Exception as e:  # openpyxl and the XML parser raise many types for a broken file
+        raise _broken(path, e) from None
+    header = ["" if h is None else str(h).strip() for h in first]
+    while header and not header[-1]:
+        header.pop()
+    if not header:
+        raise IngestError("the sheet is empty", path)
+    if len(header) > MAX_COLUMNS:
+        raise IngestError(f"the header row has {len(header):,} columns, more than {MAX_COLUMNS:,}", path, 1,
+                          hint="delete the unused columns")
+    width = len(header)
 
     def rows() -> Iterator[tuple[int, dict]]:
-        for number, row in enumerate(values, 2):
-            cells = ["" if v is None else str(v) for v in row]
-            if any(c.strip() for c in cells):
-                yield number, dict(zip(header, cells))
+        try:
+            values = ws.iter_rows(min_row=2, max_col=width, values_only=True)
+            raw = formulas.iter_rows(min_row=2, max_col=width, values_only=True) if formulas is not None else None
+            for number, row in enumerate(values, 2):
+                source = next(raw) if raw is not None else None
+                if row.count(None) == len(row):
+                    continue
+                cells: list[str] = []
+                for i, v in enumerate(row):
+                    if v is None and source is not None and source[i] is not None:
+                        text = getattr(source[i], "text", None) or str(source[i])
+                        cells.append(Formula(f"{get_column_letter(i + 1)}{number}", text))
+                    else:
+                        cells.append("" if v is None else str(v))
+                if any(c.strip() for c in cells) or any(isinstance(c, Formula) for c in cells):
+                    yield number, dict(zip(header, cells + [""] * (width - len(cells))))
+        except IngestError:
+            raise
+        except Exception as e:
+            raise _broken(path, e) from None
+        finally:
+            book.close()
+            if formulas is not None:
+                formulas.parent.close()
 
     return header, rows(), []
+
+
+def _broken(path: Path, e: Exception) -> IngestError:
+    detail = str(e).splitlines()[0][:80] if str(e) else ""
+    return IngestError(
+        f"not a valid .xlsx workbook ({e.__class__.__name__}{': ' + detail if detail else ''})",
+        path,
+        hint="re-save it from Excel as .xlsx",
+    )
 
 
 def read_rows(path: Path, sheet: str | None = None) -> tuple[list[str], Iterator[tuple[int, dict]], list[str]]:
     """The header and (line, row) pairs of a .csv or .xlsx file, plus any decoding warnings."""
     if not path.is_file():
         raise IngestError("no such file", path)
+    check_file_size(path, path.stat().st_size)
     if path.suffix.lower() == ".xlsx":
-        return _rows_xlsx(path, sheet)
+        header, rows, warnings = _rows_xlsx(path, sheet)
+
+        def checked() -> Iterator[tuple[int, dict]]:
+            for line, row in rows:
+                _refuse_formulas(row, row, path, line)
+                yield line, row
+
+        return header, checked(), warnings
     if path.suffix.lower() != ".csv":
         raise IngestError(f"unsupported format '{path.suffix or 'none'}'", path, hint="use a .csv or .xlsx file")
     return _rows_csv(path, path.read_bytes())
+
+
+def _refuse_formulas(row: dict, columns, path: Path, line: int) -> None:
+    """A formula with no saved result reads as empty; refuse it rather than drop the row."""
+    for column in columns:
+        value = row.get(column)
+        if isinstance(value, Formula):
+            raise IngestError(
+                f"cell {value.ref} holds a formula ({value.formula[:60]}) whose result was never saved",
+                path,
+                line,
+                hint="open and save the workbook in Excel or LibreOffice so results are stored, or paste that column as values",
+            )
 
 
 def _seconds(value: str, path: Path, line: int) -> float | None:
     value = value.strip()
     if not value:
         return None
-    m = re.fullmatch(r"(?:(\d+):)?(\d{1,2}):(\d{2}(?:[.,]\d+)?)", value)
+    m = re.fullmatch(r"(?:([0-9]{1,6}):)?([0-9]{1,2}):([0-9]{2}(?:[.,][0-9]+)?)", value)
     try:
         if m:
-            return int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3).replace(",", "."))
-        return float(value)
+            seconds = int(m.group(1) or 0) * 3600 + int(m.group(2)) * 60 + float(m.group(3).replace(",", "."))
+        else:
+            seconds = float(value)
     except ValueError:
-        pass
-    raise IngestError(f"'{value}' is not a time", path, line, hint="use seconds (83.5) or HH:MM:SS")
+        seconds = math.nan
+    # inf and nan parse as floats, and would break every export downstream.
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise IngestError(f"'{value[:40]}' is not a time", path, line,
+                          hint="use seconds from the start (83.5) or HH:MM:SS")
+    return seconds
 
 
 def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
@@ -127,17 +213,23 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
             path,
             hint="say which column holds the text with --text-column (and --document-column, --speaker-column, --code-column)",
         )
-    header, rows, warnings = _rows_xlsx(path, mapping.sheet) if path.suffix.lower() == ".xlsx" else _rows_csv(path, data)
+    if path.suffix.lower() == ".xlsx":
+        header, rows, warnings = _rows_xlsx(path, mapping.sheet)
+    else:
+        header, rows, warnings = _rows_csv(path, data, mapping.csv_dialect)
     wanted = [("--text-column", mapping.text), ("--document-column", mapping.document),
               ("--speaker-column", mapping.speaker), ("--time-column", mapping.time),
               ("--order-column", mapping.order)] + [("--code-column", c) for c, _ in mapping.codes]
     for option, column in wanted:
         if column is not None and column not in header:
+            hint = f"name one of these columns with {option}"
+            if path.suffix.lower() == ".csv" and len(header) == 1 and (";" in header[0] or "\t" in header[0]):
+                hint = "the file seems to use ';' or tabs between columns: add --csv-dialect semicolon (or tab)"
             raise IngestError(
-                f"no column '{column}' for {option} (columns: {', '.join(h for h in header if h)})",
+                f"no column '{column}' for {option} (columns: {', '.join(h for h in header if h)[:200]})",
                 path,
                 1,
-                hint=f"name one of these columns with {option}",
+                hint=hint,
             )
     for column, coder in mapping.codes:
         if not (coder or mapping.coder):
@@ -147,22 +239,36 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
                 hint=f"write --code-column '{column}=CODER NAME' or give --coder",
             )
     extra = [c for c in DOCUMENT_COLUMNS if c in header and c not in {mapping.text, mapping.document, mapping.speaker}]
+    used = [c for c in (mapping.text, mapping.document, mapping.speaker, mapping.time, mapping.order) if c]
+    used += [c for c, _ in mapping.codes] + extra
     groups: dict[str, list[tuple[int, dict]]] = {}
+    ids: dict[str, str] = {}  # document id -> the value it was made from
     for line, row in rows:
+        _refuse_formulas(row, used, path, line)
         key = row.get(mapping.document, "").strip() if mapping.document else path.stem
         if not key:
             raise IngestError(f"row has no value in '{mapping.document}'", path, line, hint="every row needs its document id")
+        if key not in groups:
+            # "Doc A" and "doc-a" make the same id; one would silently replace the other.
+            other = ids.setdefault(slug(key), key)
+            if other != key:
+                raise IngestError(
+                    f"documents '{other[:60]}' and '{key[:60]}' both get the id '{slug(key)[:60]}'",
+                    path,
+                    line,
+                    hint=f"make the values in '{mapping.document}' differ by more than case and punctuation",
+                )
         groups.setdefault(key, []).append((line, row))
     if not groups:
         raise IngestError("the spreadsheet has a header but no rows", path)
     docs = []
     for key, group in groups.items():
         if mapping.order:
-            try:
-                group.sort(key=lambda item: float(item[1][mapping.order]))
-            except ValueError:
-                bad = next(line for line, row in group if not _is_number(row[mapping.order]))
-                raise IngestError(f"'{mapping.order}' is not a number", path, bad) from None
+            for line, row in group:
+                if not _is_number(row[mapping.order]):
+                    raise IngestError(f"'{row[mapping.order][:40]}' in '{mapping.order}' is not a number", path, line,
+                                      hint="the order column needs a number on every row")
+            group.sort(key=lambda item: float(item[1][mapping.order]))
         turns, codings = [], []
         for line, row in group:
             body = re.sub(r"\s+", " ", row[mapping.text]).strip()
@@ -183,13 +289,13 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
         digest = hashlib.sha256(
             json.dumps([text, [(c.seq, c.code, c.coder) for c in codings], meta], ensure_ascii=False).encode()
         ).hexdigest()
-        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings, list(warnings)))
+        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings, list(warnings),
+                           meta_lines={c: group[0][0] for c in meta}))
     return docs
 
 
 def _is_number(value: str) -> bool:
     try:
-        float(value)
-        return True
+        return math.isfinite(float(value))
     except ValueError:
         return False
