@@ -238,7 +238,7 @@ class NameMatcher:
 
     Alternatives are grouped by their first letter behind one word-start test, so
     the regex tries a couple of dozen letters per word rather than every name at
-    every character (13x faster on the sample corpus).
+    every character (a profiled pseudonymised publish of the sample corpus: 33 s before, 5 s after).
     """
 
     def __init__(self, entries: list[Entry]) -> None:
