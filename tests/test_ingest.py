@@ -511,6 +511,7 @@ MANIFESTS = {
     "nul": ("path,site\n" + "a.md,Bayview\n" * 800 + "a.md,Bay\x00view\n", "holds a NUL byte", 802),
     "bad-date": ("path,date\na.md,2024-13-45\n", "is not a real date", 2),
     "short-row": ("path,site,role\na.md,Bayview\n", "row has 2 cells but the header has 3", 2),
+    "long-path": ("path,site\n" + "x" * 5000 + ".md,Bayview\n", "no such file 'xxx", 2),
     "quoted-newline": ('path,site\na.md,"Bay\nview"\nb.md,"x"y\n', "bad CSV", 4),
 }
 

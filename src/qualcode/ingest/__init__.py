@@ -95,6 +95,12 @@ def collect_files(paths: Iterable[str | Path], options: IngestOptions) -> tuple[
     refused: list[FileResult] = []
     for raw in paths:
         path = Path(raw)
+        try:
+            path.stat()
+        except (OSError, ValueError) as e:  # missing, or a name the file system cannot hold
+            missing = "no such file or folder" if isinstance(e, FileNotFoundError) else "cannot be read"
+            refused.append(FileResult(str(path), "error", error=str(IngestError(missing, str(path)[:200]))))
+            continue
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 if not child.is_file() or _skip_in_folder(child.relative_to(path), manifest):

@@ -59,10 +59,14 @@ def read_manifest(path: str | Path) -> Manifest:
         if not row.get("path"):
             raise IngestError("row has no path", path, line)
         named = row.pop("path")
-        file = (path.parent / named).resolve()
-        if not file.is_file():
+        try:
+            file = (path.parent / named).resolve()
+            found = file.is_file()
+        except (OSError, ValueError):  # a name too long for the file system, say
+            found = False
+        if not found:
             raise IngestError(
-                f"no such file '{named}'", path, line, hint="fix the path (it is relative to the manifest's folder)"
+                f"no such file '{named[:80]}'", path, line, hint="fix the path (it is relative to the manifest's folder)"
             )
         attrs = {k: v for k, v in row.items() if k and v}
         check_attributes(attrs, f"{path}", line)
