@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
