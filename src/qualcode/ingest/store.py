@@ -60,7 +60,7 @@ def _document_row(parsed: Parsed, columns: dict, extra: dict, source_path: str |
         "text": parsed.text,
         "word_count": len(parsed.text.split()),
         "attributes": json.dumps(extra, ensure_ascii=False, default=str),
-        "published": int(columns.get("published", True)),
+        "published": int(str(columns.get("published", True)).strip().lower() not in ("false", "no", "0")),
         "ingested_at": now(),
     }
 
