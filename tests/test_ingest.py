@@ -345,15 +345,20 @@ BAD_FILES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(BAD_FILES))
-def test_bad_input_is_one_line_and_changes_nothing(tmp_path, name):
-    data, message = BAD_FILES[name]
+def project_with_one_document(tmp_path):
+    """A project holding one good interview, and its dump: what a bad file must leave as it was."""
     project = tmp_path / "p.db"
     good = tmp_path / "good.md"
     good.write_text(INTERVIEW)
     runner = CliRunner()
     assert runner.invoke(cli.cli, ["ingest", str(good), "--db", str(project)]).exit_code == 0
-    before = dump(project)
+    return runner, project, dump(project)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_input_is_one_line_and_changes_nothing(tmp_path, name):
+    data, message = BAD_FILES[name]
+    runner, project, before = project_with_one_document(tmp_path)
     bad = tmp_path / name
     bad.write_bytes(data)
     args = ["ingest", str(bad), "--db", str(project)]
@@ -483,12 +488,7 @@ def _one_error_line(result, name: str, message: str, line: int | None) -> str:
 @pytest.mark.parametrize("name", sorted(REGRESSIONS))
 def test_bad_file_is_refused_in_one_line(tmp_path, name):
     data, extra, message, line = REGRESSIONS[name]
-    project = tmp_path / "p.db"
-    good = tmp_path / "good.md"
-    good.write_text(INTERVIEW)
-    runner = CliRunner()
-    assert runner.invoke(cli.cli, ["ingest", str(good), "--db", str(project)]).exit_code == 0
-    before = dump(project)
+    runner, project, before = project_with_one_document(tmp_path)
     bad = tmp_path / name
     bad.write_bytes(data)
     result = runner.invoke(cli.cli, ["ingest", str(bad), "--db", str(project), *extra])

@@ -237,20 +237,25 @@ def apply_batch(
     return result
 
 
-def _own_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict:
-    row = next(db.query("SELECT g.*, c.name AS coder FROM codings g JOIN coders c ON c.id = g.coder_id "
-                        "WHERE g.id = ?", [coding_id]), None)
+def owned(db: sqlite_utils.Database, table: str, row_id: int, coder: str, noun: str) -> dict:
+    """A coding or memo that belongs to ``coder``, or the reason they may not change it."""
+    row = next(db.query(f"SELECT t.*, c.name AS coder FROM {table} t JOIN coders c ON c.id = t.coder_id "
+                        "WHERE t.id = ?", [row_id]), None)
     if row is None:
-        raise CodingError(f"no coding {coding_id}", hint="it may have been removed already")
+        raise CodingError(f"no {noun} {row_id}", hint="it may have been removed already")
     if row["coder"] != coder:
-        raise CodingError(f"coding {coding_id} is {row['coder']}'s", hint="a coder changes only their own codings")
+        raise CodingError(f"{noun} {row_id} is {row['coder']}'s", hint=f"a coder changes only their own {noun}s")
     return row
+
+
+def own_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict:
+    return owned(db, "codings", coding_id, coder, "coding")
 
 
 def remove_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict:
     """Remove one of ``coder``'s own codings by id; returns it, so it can be put back."""
     with db.atomic():
-        row = _own_coding(db, coding_id, coder)
+        row = own_coding(db, coding_id, coder)
         db.execute("DELETE FROM codings WHERE id = ?", [coding_id])
     return row
 
@@ -258,5 +263,5 @@ def remove_coding(db: sqlite_utils.Database, coding_id: int, coder: str) -> dict
 def set_coding_memo(db: sqlite_utils.Database, coding_id: int, coder: str, memo: str | None) -> None:
     """Write (or clear, with an empty memo) the memo on one of ``coder``'s own codings."""
     with db.atomic():
-        _own_coding(db, coding_id, coder)
+        own_coding(db, coding_id, coder)
         db.execute("UPDATE codings SET memo = ? WHERE id = ?", [(memo or "").strip() or None, coding_id])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from .coding import CodingError, find_code, find_coder, find_segment
+from .coding import CodingError, find_code, find_coder, find_segment, owned
 from .db import now
 
 
@@ -87,12 +87,7 @@ def list_memos(
 def edit_memo(db: sqlite_utils.Database, memo_id: int, coder: str, text: str) -> None:
     """Change the text of one of ``coder``'s own memos; an empty text deletes it."""
     with db.atomic():
-        row = next(db.query("SELECT m.id, c.name AS coder FROM memos m JOIN coders c ON c.id = m.coder_id "
-                            "WHERE m.id = ?", [memo_id]), None)
-        if row is None:
-            raise CodingError(f"no memo {memo_id}", hint="it may have been deleted already")
-        if row["coder"] != coder:
-            raise CodingError(f"memo {memo_id} is {row['coder']}'s", hint="a coder changes only their own memos")
+        owned(db, "memos", memo_id, coder, "memo")
         if text.strip():
             db.execute("UPDATE memos SET text = ? WHERE id = ?", [text.strip(), memo_id])
         else:

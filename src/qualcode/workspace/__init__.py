@@ -12,7 +12,6 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from datasette import Forbidden, hookimpl
@@ -318,10 +317,10 @@ def w_remove(db, coder: str, body: dict) -> dict:
 
 
 def w_coding_memo(db, coder: str, body: dict) -> dict:
-    from ..coding import _own_coding, set_coding_memo
+    from ..coding import own_coding, set_coding_memo
 
     coding_id = _int(body, "coding_id")
-    before = _own_coding(db, coding_id, coder)
+    before = own_coding(db, coding_id, coder)
     set_coding_memo(db, coding_id, coder, str(body.get("memo") or ""))
     return {"segment_id": before["segment_id"],
             "undo": {"action": "coding-memo", "coding_id": coding_id, "memo": before["memo"] or ""}}
@@ -364,8 +363,8 @@ def w_suggestion(db, coder: str, body: dict) -> dict:
             raise Refused(403, "only the coder who decided a suggestion can undo it")
         coding_id = body.get("coding_id")
         if coding_id:
-            from ..coding import _own_coding
-            _own_coding(db, int(coding_id), coder)
+            from ..coding import own_coding
+            own_coding(db, int(coding_id), coder)
         undo(db, Decision(suggestion_id, row["status"], int(coding_id) if coding_id else None))
         return {"segment_id": row["segment_id"]}
     if row["status"] != "pending":

@@ -52,10 +52,6 @@ class Access:
             self._logins = set(read_logins(self.db_path))
             self._cached_at = time.monotonic()
 
-    def forget(self) -> None:
-        """Read the rules afresh on the next question (after an assignment or a login changed)."""
-        self._cached_at = 0.0
-
     def coder(self, actor: dict | None) -> str | None:
         """The coder signed in as ``actor``, if their login still exists."""
         name = (actor or {}).get("qualcode_coder")

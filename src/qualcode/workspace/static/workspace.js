@@ -132,7 +132,6 @@
     const fresh = holder.firstElementChild;
     old.replaceWith(fresh);
     if (focused === old) focusTurn(fresh, false);
-    applyFilters();
   }
 
   function move(step) {
@@ -318,9 +317,6 @@
       window.location.href = root.dataset.base + encodeURIComponent(data.document_id) + "#turn-" + data.seq;
     }
   }
-
-  // --- filters ------------------------------------------------------------------------------
-  function applyFilters() { /* the server filters by coder and code (the form above the transcript) */ }
 
   // --- keys ---------------------------------------------------------------------------------
   const help = document.getElementById("qc-help");
