@@ -272,6 +272,8 @@ def test_xlsx_exports_write_text_not_formulas(evil_db, tmp_path, kind):
     assert [r["temperature"].value for r in cells] == [-3] * len(EVIL_LINES)
     if kind == "quotes":
         assert [r["text"].value for r in cells] == EVIL_LINES
+        assert [bool(r["text"].alignment.wrap_text) for r in cells] == [False] * 4 + [True]  # the one over 80
+        assert cells[4]["note"].alignment.vertical == "top"  # laid out beside the wrapped cell, still text
         assert [r["segment"].value for r in cells] == [1, 2, 3, 4, 5]
         assert all(isinstance(r["start_char"].value, int) for r in cells)
     else:
@@ -321,3 +323,107 @@ def test_docx_report_keeps_text_and_has_no_fields(evil_db, tmp_path):
     assert [q.split(": ", 1)[1] for q in quotes] == EVIL_LINES
     body = zipfile.ZipFile(out).read("word/document.xml").decode()
     assert "instrText" not in body and "fldSimple" not in body and "<script" not in body
+
+
+# --- spreadsheets laid out to be read, reports that name empty codes once -----------------------
+
+
+def column_widths_read(sheet) -> dict[str, float]:
+    """Each header's column width as written (openpyxl reads a run of equal widths as one range)."""
+    from openpyxl.utils import get_column_letter
+
+    by_index = {i: dim.width for dim in sheet.column_dimensions.values() for i in range(dim.min, dim.max + 1)}
+    return {cell.value: by_index.get(i) for i, cell in enumerate(sheet[1], 1)} | {
+        "_letters": [get_column_letter(i) for i in range(1, sheet.max_column + 1)]}
+
+
+@pytest.mark.parametrize("kind", ["quotes", "matrix"])
+def test_xlsx_is_laid_out_for_reading(gold_db, tmp_path, kind):
+    from qualcode.export import XLSX_MAX_WIDTH
+
+    out = tmp_path / f"{kind}.xlsx"
+    assert run(gold_db, "export", kind, str(out)).exit_code == 0
+    sheet = openpyxl.load_workbook(out).active
+    widths = column_widths_read(sheet)
+    letters = widths.pop("_letters")
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{letters[-1]}{sheet.max_row}" and sheet.max_row > 1000
+    assert all(w is not None and len(str(h)) < w <= XLSX_MAX_WIDTH for h, w in widths.items()), widths
+    header = [c.value for c in sheet[1]]
+    if kind == "quotes":
+        assert widths["text"] == XLSX_MAX_WIDTH > widths["site"] >= len("Bayview Elementary")
+        assert widths["excerpt_id"] < widths["title"] < XLSX_MAX_WIDTH  # fitted, not one width for all
+        column = {h: i for i, h in enumerate(header)}
+        long = short = 0
+        for row in sheet.iter_rows(min_row=2):
+            text = row[column["text"]]
+            if len(text.value) > XLSX_MAX_WIDTH or "\n" in text.value:
+                long += 1
+                assert text.alignment.wrap_text and text.alignment.vertical == "top"
+                assert row[column["site"]].alignment.vertical == "top" and not row[column["site"]].alignment.wrap_text
+            else:
+                short += 1
+                assert not text.alignment.wrap_text
+        assert long > 500 and short > 0
+    else:
+        assert widths["support.coaching"] == len("support.coaching") + 3  # a 0/1 column fits its header
+
+
+def test_column_widths_fit_and_cap():
+    from qualcode.export import column_widths
+
+    rows = [{"id": 7, "site": "Bayview", "text": "x" * 500, "note": None, "lines": "a longer line\nab"},
+            {"id": -12345, "site": None, "text": "y", "note": None, "lines": "ab"}]
+    assert column_widths(list(rows[0]), rows) == [9, 10, 80, 7, 16]  # a multi-line cell: its longest line
+    assert column_widths(["text"], rows, cap=40) == [40]
+
+
+def report_md(path, *args) -> str:
+    out = path.parent / f"{path.name}.md"
+    result = run(path, "export", "report", str(out), *args)
+    assert result.exit_code == 0, result.output
+    return out.read_text()
+
+
+def section_codes(db) -> list[tuple[str, str]]:
+    """(id, name) of every code that gets a report section: sub-codes, or a lesson without any."""
+    rows = db.execute("""SELECT c.id, c.name FROM codes c WHERE c.archived = 0 AND (c.depth = 1 OR NOT EXISTS
+                         (SELECT 1 FROM codes k WHERE k.parent_id = c.id)) ORDER BY c.codebook_id, c.sort_order""")
+    return rows.fetchall()
+
+
+@pytest.mark.parametrize("args,expected", [
+    ([], lambda c: c != "support.coaching"),  # only support.coaching is coded in this project
+    (["--code", "support"], lambda c: c.startswith("support.") and c != "support.coaching"),
+])
+def test_report_names_codes_without_excerpts_once_at_the_end(evil_db, args, expected):
+    text = report_md(evil_db, *args)
+    db = open_project(evil_db)
+    unused = [(i, n) for i, n in section_codes(db) if expected(i)]
+    assert unused and "Excerpts: 0" not in text and "By site: none" not in text
+    assert text.count("### ") == 1 and "### Coaching fitted to the person (`support.coaching`)" in text
+    lines = [line for line in text.splitlines() if line.startswith("Codes with no excerpts")]
+    assert lines == [text.rstrip("\n").splitlines()[-1]]  # one line, the last
+    assert lines[0] == "Codes with no excerpts: " + "; ".join(f"{n} (`{i}`)" for i, n in unused) + "."
+    assert text.rstrip("\n").splitlines()[-3] == "---"
+    report = build_report(db, Filters(codes=[a for a in args if a != "--code"]))
+    assert [c["id"] for c in report.unused] == [i for i, _ in unused]
+
+
+def test_report_docx_names_codes_without_excerpts(evil_db, tmp_path):
+    out = tmp_path / "report.docx"
+    assert run(evil_db, "export", "report", str(out)).exit_code == 0
+    paragraphs = [p.text for p in docx.Document(out).paragraphs]
+    unused = [(i, n) for i, n in section_codes(open_project(evil_db)) if i != "support.coaching"]
+    assert paragraphs[-1] == "Codes with no excerpts: " + "; ".join(f"{n} ({i})" for i, n in unused) + "."
+    assert sum(p.startswith("Codes with no excerpts") for p in paragraphs) == 1
+    assert not any(p.startswith("Excerpts: 0") for p in paragraphs)
+
+
+@pytest.mark.parametrize("args", [[], ["--code", "support.coaching", "--role", "principal"]])
+def test_report_without_empty_codes_has_no_closing_line(gold_db, db, args):
+    used = {r[0] for r in db.execute("SELECT DISTINCT code_id FROM coded_segments")}
+    assert {i for i, _ in section_codes(db)} <= used  # every code is coded in the gold project
+    text = report_md(gold_db, *args)
+    assert "Codes with no excerpts" not in text and "\n---\n" not in text and "Excerpts: 0" not in text
+    assert "### " in text

@@ -151,22 +151,62 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseud
 # --- writers -------------------------------------------------------------------------------------
 
 
+#: Widest an XLSX column gets, in characters: a quote wraps within it rather than running off screen.
+XLSX_MAX_WIDTH = 80
+
+
+def _text_width(value) -> int:
+    """How many characters a value's longest line takes in a cell."""
+    if value is None:
+        return 0
+    return max(len(line) for line in str(value).split("\n"))
+
+
+def column_widths(columns: list[str], rows: list[dict], cap: int = XLSX_MAX_WIDTH) -> list[int]:
+    """A width per column that fits its header and its longest value, plus a little room
+    (for the filter button too), and never more than ``cap``."""
+    return [min(cap, max(_text_width(c), *(_text_width(row[c]) for row in rows), 1) + 3) for c in columns]
+
+
+def _write_xlsx(rows: list[dict], columns: list[str], path: Path) -> None:
+    """One sheet, laid out to be read in Excel: columns as wide as their content (long text
+    capped and wrapped), the header row frozen and a filter on every column. Write-only
+    mode streams the rows, so widths and panes are set before the first row goes out."""
+    import openpyxl
+    from openpyxl.utils import get_column_letter
+
+    from .spreadsheet import xlsx_cell, xlsx_style
+
+    book = openpyxl.Workbook(write_only=True)
+    sheet = book.create_sheet("excerpts" if "excerpt_id" in columns else "matrix")
+    widths = column_widths(columns, rows)
+    for i, width in enumerate(widths, 1):
+        sheet.column_dimensions[get_column_letter(i)].width = width
+    if columns:
+        sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = f"A1:{get_column_letter(len(columns))}{len(rows) + 1}"
+    sheet.append([xlsx_cell(sheet, c) for c in columns])
+    # A row with a wrapped cell grows tall; its other cells align to the top so they sit beside the text's start.
+    wrap, top = xlsx_style(sheet, wrap_text=True, vertical="top"), xlsx_style(sheet, vertical="top")
+    for row in rows:
+        long = [isinstance(row[c], str) and ("\n" in row[c] or len(row[c]) > w) for c, w in zip(columns, widths)]
+        if any(long):
+            sheet.append([xlsx_cell(sheet, row[c], wrap if is_long else top) if row[c] is not None else None
+                          for c, is_long in zip(columns, long)])
+        else:
+            sheet.append([xlsx_cell(sheet, row[c]) for c in columns])
+    book.save(path)
+
+
 def write_table(rows: list[dict], path: str | Path) -> None:
     """CSV or XLSX, chosen by the file's extension. Text that a spreadsheet would run as a
     formula is neutralised (see :mod:`qualcode.spreadsheet`); numbers stay numbers."""
-    from .spreadsheet import csv_cell, xlsx_cell
+    from .spreadsheet import csv_cell
 
     path = Path(path)
     columns = list(rows[0]) if rows else []
     if path.suffix.lower() == ".xlsx":
-        import openpyxl
-
-        book = openpyxl.Workbook(write_only=True)
-        sheet = book.create_sheet("excerpts" if "excerpt_id" in columns else "matrix")
-        sheet.append([xlsx_cell(sheet, c) for c in columns])
-        for row in rows:
-            sheet.append([xlsx_cell(sheet, row[c]) for c in columns])
-        book.save(path)
+        _write_xlsx(rows, columns, path)
     elif path.suffix.lower() == ".csv":
         with path.open("w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
@@ -210,27 +250,36 @@ class Report:
     filters: str
     rule: str | None
     lessons: list[dict]  # {id, name, definition, codes: [{id, name, definition, by_site, by_role, quotes, total}]}
+    unused: list[dict] = field(default_factory=list)  # [{id, name}]: codes in scope with no excerpts, named once at the end
 
 
 def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap: int | None = None,
                  pseudonymise: bool = False) -> Report:
-    """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts."""
+    """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts.
+    A code with no excerpts gets no section: the codes in scope (all, or those ``filters.codes``
+    names) that have none are listed together in ``Report.unused``, so an empty code is still seen."""
+    from .coding import find_code
+
     filters = with_default_coders(db, filters)
     rows = quote_rows(db, filters)  # pseudonymised with the rest of the report, below
     codes = list(db.query("SELECT * FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order"))
+    wanted = {find_code(db, c, allow_archived=True) for c in filters.codes}
+    in_scope = lambda code_id: not wanted or any(code_id == w or code_id.startswith(w + ".") for w in wanted)
     seen, by_code = set(), defaultdict(list)
     for r in rows:  # one quote per segment (or span) and code, however many coders applied it
         key = (r["code_id"], r["document_id"], r["segment"], r["start_char"], r["end_char"])
         if key not in seen:
             seen.add(key)
             by_code[r["code_id"]].append(r)
-    lessons = []
+    lessons, unused = [], []
     for lesson in (c for c in codes if c["depth"] == 0):
         children = [c for c in codes if c["parent_id"] == lesson["id"]] or [lesson]
         sections = []
         for code in children:
             quotes = by_code.get(code["id"], [])
-            if filters.codes and not quotes:
+            if not quotes:
+                if in_scope(code["id"]):
+                    unused.append({"id": code["id"], "name": code["name"]})
                 continue
             count = lambda key: sorted(
                 {(v, sum(1 for q in quotes if q[key] == v)) for v in {q[key] for q in quotes}},
@@ -255,7 +304,7 @@ def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap:
     book = next(db.query("SELECT name FROM codebooks ORDER BY id"), {"name": "Codebook"})
     report = Report(title=f"{book['name']}: coded excerpts",
                     filters="; ".join(described) or "all coded excerpts",
-                    rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons)
+                    rule=CAP_RULE.format(n=cap) if cap else None, lessons=lessons, unused=unused)
     return Pseudonymiser.for_project(db).walk(report) if pseudonymise else report
 
 
@@ -293,7 +342,15 @@ def report_markdown(report: Report) -> str:
                 speaker = f"**{md(q['speaker'])}:** " if q["speaker"] else ""
                 body = md(q["text"]).replace("\n\n", "\n>\n> ")
                 lines += ["", f"> {speaker}{body}", ">", f"> — *{md(q['citation'])}*"]
+    if report.unused:  # after a rule, so it does not read as part of the last code's section
+        lines += ["", "---", "", unused_line(report, lambda c: f"{md(c['name'])} (`{c['id']}`)")]
     return "\n".join(lines) + "\n"
+
+
+def unused_line(report: Report, name=lambda code: f"{code['name']} ({code['id']})") -> str:
+    """``Codes with no excerpts: Dilemmas of time, resources and focus (scaling.dilemmas); ...``,
+    each code named as its section heading would be. Semicolons, since code names hold commas."""
+    return "Codes with no excerpts: " + "; ".join(name(code) for code in report.unused) + "."
 
 
 def write_report(report: Report, path: str | Path) -> None:
@@ -331,6 +388,8 @@ def write_report(report: Report, path: str | Path) -> None:
                 quote.add_run(q["text"])
                 cite = document.add_paragraph()
                 cite.add_run(f"— {q['citation']}").italic = True
+    if report.unused:
+        document.add_paragraph(unused_line(report))
     document.save(path)
 
 
