@@ -639,3 +639,173 @@ def test_batch_sheet_with_half_a_span_is_one_line(coded_db, db_path, tmp_path, s
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert result.output.startswith(f"Error: {path}:2: ") and message in result.output, result.output
     assert dump(db_path) == before
+
+
+# --- attributes after ingest ------------------------------------------------------------------
+
+from qualcode.coding import apply_code  # noqa: E402
+from qualcode.ingest.reattribute import set_attributes, set_manifest_attributes  # noqa: E402
+
+TEACHER = "Interviewer: How did the term go?\n\nMaya Chen: Long, but the coaching helped.\n\nInterviewer: How so?\n\nMaya Chen: We planned together every week.\n"
+VISIT = "We arrived at nine.\n\nThe library was busy with a book fair.\n"
+
+
+def corpus_with_codings(tmp_path, db):
+    """Two documents ingested with a manifest, one of them coded (a turn and a span)."""
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    (folder / "interview-01.txt").write_text(TEACHER)
+    (folder / "visit-01.txt").write_text(VISIT)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path,title,kind,site,role,date\n"
+                        "interview-01.txt,Interview with a teacher,interview,Northfield,teacher,2025-03-01\n"
+                        "visit-01.txt,Visit to Northfield,site_visit,Northfield,,2025-03-02\n")
+    assert ingest(db, manifest=manifest).count("added") == 2
+    apply_code(db, "interview-01:2", "support.coaching", "Rosa", create_coder=True)
+    apply_code(db, "interview-01:4", "context.collaboration-time", "Rosa", span="3:10")
+    return folder, manifest
+
+
+def content(db):
+    """What an attribute change must leave alone: texts, segments and codings, row for row."""
+    return (rows(db, "SELECT id, text, sha256, format, source_path FROM documents ORDER BY id"),
+            rows(db, "SELECT * FROM segments ORDER BY id"), rows(db, "SELECT * FROM codings ORDER BY id"),
+            rows(db, "SELECT rowid, text, speaker FROM segments_fts ORDER BY rowid"))
+
+
+def test_set_attributes_of_one_document(coded_db, tmp_path):
+    db = coded_db
+    corpus_with_codings(tmp_path, db)
+    before = content(db)
+    change = set_attributes(db, "interview-01", {"site": "Eastbrook", "kind": "focus group", "interviewer": "Sam Lee"})
+    assert change.changes == [("kind", "interview", "focus_group"), ("site", "Northfield", "Eastbrook"),
+                              ("interviewer", None, "Sam Lee")]
+    assert change.describe() == "interview-01: kind interview -> focus_group; site Northfield -> Eastbrook; interviewer (none) -> Sam Lee"
+    doc = rows(db, "SELECT title, kind, site, role, date, attributes FROM documents WHERE id = 'interview-01'")[0]
+    assert doc == {"title": "Interview with a teacher", "kind": "focus_group", "site": "Eastbrook", "role": "teacher",
+                   "date": "2025-03-01", "attributes": '{"interviewer": "Sam Lee"}'}
+    assert content(db) == before
+    # The excerpts table copies site and kind: it follows, and still matches its source view.
+    assert {r["site"] for r in rows(db, "SELECT site FROM excerpts")} == {"Eastbrook"}
+    assert_excerpts_current(db.conn)
+    assert db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'coaching'").fetchone()[0] == 1
+    assert set_attributes(db, "interview-01", {"site": "Eastbrook"}).describe() == "interview-01: unchanged"
+
+
+def test_set_attributes_from_a_corrected_manifest(coded_db, tmp_path, db_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    before = content(db)
+    manifest.write_text("path,title,kind,site,role,date,interviewer\n"
+                        "interview-01.txt,Interview with a teacher,interview,Eastbrook,coach,,Sam Lee\n"
+                        "visit-01.txt,Visit to Northfield,site_visit,Northfield,,2025-03-02,\n")
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "--manifest", str(manifest), "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ("interview-01: site Northfield -> Eastbrook; role teacher -> coach; interviewer (none) -> Sam Lee\n"
+                             "visit-01: unchanged\n"
+                             "2 documents: 1 updated, 1 unchanged\n")
+    # An empty cell keeps the stored value.
+    assert rows(db, "SELECT date FROM documents WHERE id = 'interview-01'") == [{"date": "2025-03-01"}]
+    assert content(db) == before
+    assert {(r["site"], r["role"]) for r in rows(db, "SELECT site, role FROM excerpts")} == {("Eastbrook", "coach")}
+    assert_excerpts_current(db.conn)
+
+
+BAD_SET_MANIFESTS = {
+    "bad date": ("interview-01.txt,Eastbrook,2025-02-30\n", "manifest.csv:3: date '2025-02-30' is not a real date"),
+    "unknown kind": ("interview-01.txt,Eastbrook,2025-03-01,podcast\n", "manifest.csv:3: unknown kind 'podcast'"),
+    "not ingested": ("notes.txt,Eastbrook,2025-03-01\n", "manifest.csv:3: no document was ingested from 'notes.txt'"),
+    "no such file": ("gone.txt,Eastbrook,2025-03-01\n", "manifest.csv:3: no such file 'gone.txt'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SET_MANIFESTS))
+def test_bad_manifest_row_for_attributes_changes_nothing(coded_db, tmp_path, db_path, case):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    (folder / "notes.txt").write_text("Never ingested.\n")
+    row, message = BAD_SET_MANIFESTS[case]
+    header = "path,site,date,kind\n" if "kind" in case else "path,site,date\n"
+    # The first row is good: it must not be applied either.
+    manifest.write_text(header + "visit-01.txt,Eastbrook,2025-03-02" + (",site visit\n" if "kind" in case else "\n") + row)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = dump(db_path)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "--manifest", str(manifest), "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output, result.output
+    assert dump(db_path) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope", "--site", "X"], "unknown document 'nope'"),
+    (["interview-01", "--date", "03/01/2025"], "command line: date '03/01/2025' is not YYYY-MM-DD"),
+    (["interview-01", "--kind", "podcast"], "command line: unknown kind 'podcast'"),
+    (["interview-01", "-a", "id=other"], "a document's id cannot be changed here"),
+    (["interview-01"], "nothing to set"),
+    (["--site", "X"], "give one DOCUMENT or a --manifest"),
+])
+def test_bad_attributes_set_is_one_line(coded_db, tmp_path, db_path, args, message):
+    corpus_with_codings(tmp_path, coded_db)
+    coded_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = dump(db_path)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", *args, "--db", str(db_path)])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output, result.output
+    assert dump(db_path) == before
+
+
+def test_attributes_set_one_document_cli(coded_db, tmp_path, db_path):
+    corpus_with_codings(tmp_path, coded_db)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "interview-01", "--site", "Eastbrook", "--title",
+                                          "Interview with Maya Chen", "-a", "published=false", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ("interview-01: title Interview with a teacher -> Interview with Maya Chen; "
+                             "site Northfield -> Eastbrook; published true -> false\n1 document: 1 updated\n")
+    assert rows(coded_db, "SELECT published FROM documents WHERE id = 'interview-01'") == [{"published": 0}]
+
+
+def test_reingest_unchanged_file_with_new_attributes_updates_them(coded_db, tmp_path, db_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    before = content(db)
+    runner = CliRunner()
+    path = str(folder / "interview-01.txt")
+    result = runner.invoke(cli.cli, ["ingest", path, "--site", "Eastbrook", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    shown = result.output.splitlines()[0]
+    assert shown.endswith("interview-01.txt: attributes updated — site Northfield -> Eastbrook")
+    assert result.output.splitlines()[1] == "1 file: 1 attributes updated"
+    # The same again, and the plain re-ingest, change nothing: front matter and defaults do not undo it.
+    for args in (["--site", "Eastbrook"], []):
+        again = runner.invoke(cli.cli, ["ingest", path, *args, "--db", str(db_path)])
+        assert again.output.splitlines()[-1] == "1 file: 1 unchanged", again.output
+    # A corrected manifest is applied as well (what it says of the interview is what is stored).
+    manifest.write_text(manifest.read_text().replace("2025-03-02", "2025-03-04").replace("interview,Northfield", "interview,Eastbrook"))
+    result = ingest(db, manifest=manifest)
+    assert [f.status for f in result.files] == ["unchanged", "attributes updated"]
+    assert result.files[1].documents[0].note == "date 2025-03-02 -> 2025-03-04"
+    assert content(db) == before
+    assert rows(db, "SELECT site FROM documents ORDER BY id") == [{"site": "Eastbrook"}, {"site": "Northfield"}]
+    assert_excerpts_current(db.conn)
+
+
+def test_replace_keeps_stored_attributes_unless_given_anew(coded_db, tmp_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    path = folder / "interview-01.txt"
+    path.write_text(TEACHER.replace("How so?", "How so, exactly?"))
+    result = ingest(db, path, replace=True)  # no manifest this time
+    assert result.files[0].status == "replaced"
+    doc = rows(db, "SELECT title, kind, site, role, date FROM documents WHERE id = 'interview-01'")[0]
+    assert doc == {"title": "Interview with a teacher", "kind": "interview", "site": "Northfield", "role": "teacher",
+                   "date": "2025-03-01"}
+    # Still split into turns, by the stored kind, and the codings on unchanged turns kept.
+    assert [r["speaker"] for r in rows(db, "SELECT speaker FROM segments WHERE document_id = 'interview-01' ORDER BY seq")] == [
+        "Interviewer", "Maya Chen", "Interviewer", "Maya Chen"]
+    assert db.execute("SELECT count(*) FROM codings").fetchone()[0] == 2
+    path.write_text(TEACHER.replace("How so?", "Say more?"))
+    result = ingest(db, path, replace=True, attributes={"role": "coach"})
+    assert result.files[0].documents[0].note == "role teacher -> coach"
+    assert rows(db, "SELECT site, role FROM documents WHERE id = 'interview-01'") == [{"site": "Northfield", "role": "coach"}]
+    check_offsets(db)
+    assert_excerpts_current(db.conn)
