@@ -45,7 +45,7 @@ _CLOCK_PARTS = re.compile(r"([0-9:]+)(?:[.,]([0-9]+))?(?:\s?([AaPp]))?")
 
 def clock_seconds(value: str) -> float:
     """Seconds from a transcript time: ``0:05`` is 5, ``1:02:03`` is 3723, and a clock time
-    (``4:05 PM``) is the time of day it shows (58,500), since no recording start is known."""
+    (``4:05 PM``) is the time of day it shows (57,900), since no recording start is known."""
     digits, fraction, half = _CLOCK_PARTS.match(value.strip()).groups()
     parts = [int(p) for p in digits.split(":")]
     if half:  # h:mm[:ss] on a 12-hour clock
