@@ -5,8 +5,10 @@ import openpyxl
 import pytest
 from click.testing import CliRunner
 
-from qualcode import cli, open_project
+from qualcode import QualcodeError, cli, open_project
+from qualcode.coding import apply_code
 from qualcode.ingest import IngestOptions, TableMapping, ingest_paths
+from qualcode.ingest.reattribute import set_attributes, set_manifest_attributes
 from qualcode.ingest.segment import speaker_turns
 
 from . import badfiles
@@ -639,3 +641,359 @@ def test_batch_sheet_with_half_a_span_is_one_line(coded_db, db_path, tmp_path, s
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.exception
     assert result.output.startswith(f"Error: {path}:2: ") and message in result.output, result.output
     assert dump(db_path) == before
+
+
+# --- attributes after ingest ------------------------------------------------------------------
+
+TEACHER = "Interviewer: How did the term go?\n\nMaya Chen: Long, but the coaching helped.\n\nInterviewer: How so?\n\nMaya Chen: We planned together every week.\n"
+VISIT = "We arrived at nine.\n\nThe library was busy with a book fair.\n"
+
+
+def corpus_with_codings(tmp_path, db):
+    """Two documents ingested with a manifest, one of them coded (a turn and a span)."""
+    folder = tmp_path / "corpora"
+    folder.mkdir()
+    (folder / "interview-01.txt").write_text(TEACHER)
+    (folder / "visit-01.txt").write_text(VISIT)
+    manifest = folder / "manifest.csv"
+    manifest.write_text("path,title,kind,site,role,date\n"
+                        "interview-01.txt,Interview with a teacher,interview,Northfield,teacher,2025-03-01\n"
+                        "visit-01.txt,Visit to Northfield,site_visit,Northfield,,2025-03-02\n")
+    assert ingest(db, manifest=manifest).count("added") == 2
+    apply_code(db, "interview-01:2", "support.coaching", "Rosa", create_coder=True)
+    apply_code(db, "interview-01:4", "context.collaboration-time", "Rosa", span="3:10")
+    return folder, manifest
+
+
+def content(db):
+    """What an attribute change must leave alone: texts, segments and codings, row for row."""
+    return (rows(db, "SELECT id, text, sha256, format, source_path FROM documents ORDER BY id"),
+            rows(db, "SELECT * FROM segments ORDER BY id"), rows(db, "SELECT * FROM codings ORDER BY id"),
+            rows(db, "SELECT rowid, text, speaker FROM segments_fts ORDER BY rowid"))
+
+
+def test_set_attributes_of_one_document(coded_db, tmp_path):
+    db = coded_db
+    corpus_with_codings(tmp_path, db)
+    before = content(db)
+    change = set_attributes(db, "interview-01", {"site": "Eastbrook", "kind": "focus group", "interviewer": "Sam Lee"})
+    assert change.changes == [("kind", "interview", "focus_group"), ("site", "Northfield", "Eastbrook"),
+                              ("interviewer", None, "Sam Lee")]
+    assert change.describe() == "interview-01: kind interview -> focus_group; site Northfield -> Eastbrook; interviewer (none) -> Sam Lee"
+    doc = rows(db, "SELECT title, kind, site, role, date, attributes FROM documents WHERE id = 'interview-01'")[0]
+    assert doc == {"title": "Interview with a teacher", "kind": "focus_group", "site": "Eastbrook", "role": "teacher",
+                   "date": "2025-03-01", "attributes": '{"interviewer": "Sam Lee"}'}
+    assert content(db) == before
+    # The excerpts table copies site and kind: it follows, and still matches its source view.
+    assert {r["site"] for r in rows(db, "SELECT site FROM excerpts")} == {"Eastbrook"}
+    assert_excerpts_current(db.conn)
+    assert db.execute("SELECT count(*) FROM segments_fts WHERE segments_fts MATCH 'coaching'").fetchone()[0] == 1
+    db.execute("INSERT INTO segments_fts(segments_fts) VALUES ('integrity-check')")  # raises if the index drifted
+    assert set_attributes(db, "interview-01", {"site": "Eastbrook"}).describe() == "interview-01: unchanged"
+
+
+def test_set_attributes_from_a_corrected_manifest(coded_db, tmp_path, db_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    before = content(db)
+    manifest.write_text("path,title,kind,site,role,date,interviewer\n"
+                        "interview-01.txt,Interview with a teacher,interview,Eastbrook,coach,,Sam Lee\n"
+                        "visit-01.txt,Visit to Northfield,site_visit,Northfield,,2025-03-02,\n")
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "--manifest", str(manifest), "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ("interview-01: site Northfield -> Eastbrook; role teacher -> coach; interviewer (none) -> Sam Lee\n"
+                             "visit-01: unchanged\n"
+                             "2 documents: 1 updated, 1 unchanged\n")
+    # An empty cell keeps the stored value.
+    assert rows(db, "SELECT date FROM documents WHERE id = 'interview-01'") == [{"date": "2025-03-01"}]
+    assert content(db) == before
+    assert {(r["site"], r["role"]) for r in rows(db, "SELECT site, role FROM excerpts")} == {("Eastbrook", "coach")}
+    assert_excerpts_current(db.conn)
+
+
+BAD_SET_MANIFESTS = {
+    "bad date": ("interview-01.txt,Eastbrook,2025-02-30\n", "manifest.csv:3: date '2025-02-30' is not a real date"),
+    "unknown kind": ("interview-01.txt,Eastbrook,2025-03-01,podcast\n", "manifest.csv:3: unknown kind 'podcast'"),
+    "not ingested": ("notes.txt,Eastbrook,2025-03-01\n", "manifest.csv:3: no document was ingested from 'notes.txt'"),
+    "no such file": ("gone.txt,Eastbrook,2025-03-01\n", "manifest.csv:3: no such file 'gone.txt'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SET_MANIFESTS))
+def test_bad_manifest_row_for_attributes_changes_nothing(coded_db, tmp_path, db_path, case):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    (folder / "notes.txt").write_text("Never ingested.\n")
+    row, message = BAD_SET_MANIFESTS[case]
+    header = "path,site,date,kind\n" if "kind" in case else "path,site,date\n"
+    # The first row is good: it must not be applied either.
+    manifest.write_text(header + "visit-01.txt,Eastbrook,2025-03-02" + (",site visit\n" if "kind" in case else "\n") + row)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = dump(db_path)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "--manifest", str(manifest), "--db", str(db_path)])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and result.output.startswith("Error: ") and message in result.output, result.output
+    assert dump(db_path) == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope", "--site", "X"], "unknown document 'nope'"),
+    (["interview-01", "--date", "03/01/2025"], "command line: date '03/01/2025' is not YYYY-MM-DD"),
+    (["interview-01", "--kind", "podcast"], "command line: unknown kind 'podcast'"),
+    (["interview-01", "-a", "id=other"], "a document's id cannot be changed here"),
+    (["interview-01"], "nothing to set"),
+    (["--site", "X"], "give one DOCUMENT or a --manifest"),
+])
+def test_bad_attributes_set_is_one_line(coded_db, tmp_path, db_path, args, message):
+    corpus_with_codings(tmp_path, coded_db)
+    coded_db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    before = dump(db_path)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", *args, "--db", str(db_path)])
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output, result.output
+    assert dump(db_path) == before
+
+
+def test_attributes_set_one_document_cli(coded_db, tmp_path, db_path):
+    corpus_with_codings(tmp_path, coded_db)
+    result = CliRunner().invoke(cli.cli, ["attributes", "set", "interview-01", "--site", "Eastbrook", "--title",
+                                          "Interview with Maya Chen", "-a", "published=false", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output == ("interview-01: title Interview with a teacher -> Interview with Maya Chen; "
+                             "site Northfield -> Eastbrook; published true -> false\n1 document: 1 updated\n")
+    assert rows(coded_db, "SELECT published FROM documents WHERE id = 'interview-01'") == [{"published": 0}]
+
+
+def test_reingest_unchanged_file_with_new_attributes_updates_them(coded_db, tmp_path, db_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    before = content(db)
+    runner = CliRunner()
+    path = str(folder / "interview-01.txt")
+    result = runner.invoke(cli.cli, ["ingest", path, "--site", "Eastbrook", "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    shown = result.output.splitlines()[0]
+    assert shown.endswith("interview-01.txt: attributes updated — site Northfield -> Eastbrook")
+    assert result.output.splitlines()[1] == "1 file: 1 attributes updated"
+    # The same again, and the plain re-ingest, change nothing: front matter and defaults do not undo it.
+    for args in (["--site", "Eastbrook"], []):
+        again = runner.invoke(cli.cli, ["ingest", path, *args, "--db", str(db_path)])
+        assert again.output.splitlines()[-1] == "1 file: 1 unchanged", again.output
+    # A corrected manifest is applied as well (what it says of the interview is what is stored).
+    manifest.write_text(manifest.read_text().replace("2025-03-02", "2025-03-04").replace("interview,Northfield", "interview,Eastbrook"))
+    result = ingest(db, manifest=manifest)
+    assert [f.status for f in result.files] == ["unchanged", "attributes updated"]
+    assert result.files[1].documents[0].note == "date 2025-03-02 -> 2025-03-04"
+    assert content(db) == before
+    assert rows(db, "SELECT site FROM documents ORDER BY id") == [{"site": "Eastbrook"}, {"site": "Northfield"}]
+    assert_excerpts_current(db.conn)
+
+
+def test_replace_keeps_stored_attributes_unless_given_anew(coded_db, tmp_path):
+    db = coded_db
+    folder, manifest = corpus_with_codings(tmp_path, db)
+    path = folder / "interview-01.txt"
+    path.write_text(TEACHER.replace("How so?", "How so, exactly?"))
+    result = ingest(db, path, replace=True)  # no manifest this time
+    assert result.files[0].status == "replaced"
+    doc = rows(db, "SELECT title, kind, site, role, date FROM documents WHERE id = 'interview-01'")[0]
+    assert doc == {"title": "Interview with a teacher", "kind": "interview", "site": "Northfield", "role": "teacher",
+                   "date": "2025-03-01"}
+    # Still split into turns, by the stored kind, and the codings on unchanged turns kept.
+    assert [r["speaker"] for r in rows(db, "SELECT speaker FROM segments WHERE document_id = 'interview-01' ORDER BY seq")] == [
+        "Interviewer", "Maya Chen", "Interviewer", "Maya Chen"]
+    assert db.execute("SELECT count(*) FROM codings").fetchone()[0] == 2
+    path.write_text(TEACHER.replace("How so?", "Say more?"))
+    result = ingest(db, path, replace=True, attributes={"role": "coach"})
+    assert result.files[0].documents[0].note == "role teacher -> coach"
+    assert rows(db, "SELECT site, role FROM documents WHERE id = 'interview-01'") == [{"site": "Northfield", "role": "coach"}]
+    check_offsets(db)
+    assert_excerpts_current(db.conn)
+
+
+# --- transcripts as Otter, Zoom, Teams and Rev export them -------------------------------------
+
+TURNS = [("Maya Chen", "Thanks for joining. How has the term gone?"), ("Daniel Ortiz", "Busy. We moved team meetings to Tuesdays.\nThat helped.")]
+EXPORTS = {
+    # label, two spaces, m:ss or h:mm:ss; the text on the lines below
+    "otter": ("Maya Chen  0:05\n{0}\n\nDaniel Ortiz  1:02:03\n{1}\n", [5.0, 3723.0]),
+    "zoom": ("[Maya Chen] 10:04:12\n{0}\n\n[Daniel Ortiz] 10:04:20\n{1}\n", [36252.0, 36260.0]),
+    "zoom-one-line": ("00:00:05 Maya Chen: {0}\n00:00:09 Daniel Ortiz: {1}\n", [5.0, 9.0]),
+    "teams": ("Maya Chen   0:00:05\n{0}\n\nDaniel Ortiz   0:00:09\n{1}\n", [5.0, 9.0]),
+    "teams-time-first": ("0:00:05 Maya Chen\n{0}\n\n0:00:09 Daniel Ortiz\n{1}\n", [5.0, 9.0]),
+    "teams-clock": ("Maya Chen 4:05 PM\n{0}\n\nDaniel Ortiz 4:06 PM\n{1}\n", [57_900.0, 57_960.0]),
+    "rev": ("Maya Chen (00:05):\n{0}\n\nDaniel Ortiz (01:10.5):\n{1}\n", [5.0, 70.5]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPORTS))
+def test_timed_speaker_labels(db, tmp_path, name):
+    template, times = EXPORTS[name]
+    path = tmp_path / f"{name}.txt"
+    path.write_text(template.format(*(text for _, text in TURNS)))
+    assert ingest(db, path, attributes={"kind": "interview"}).count("added") == 1
+    segs = rows(db, "SELECT speaker, text, start_time FROM segments ORDER BY seq")
+    # The labels and times are not part of the turn's text; the times are where the turn starts.
+    assert segs == [{"speaker": s, "text": t, "start_time": when} for (s, t), when in zip(TURNS, times)]
+    check_offsets(db)
+
+
+OTTER = """\
+Planning interview, Eastbrook
+Sat, Mar 1, 2025 10:04AM • 12:30
+
+Maya Chen  0:05
+Thanks for making time today.
+
+Speaker 2  0:09
+Of course.
+
+Maya Chen  0:41
+What changed this term?
+
+Speaker 2  0:47
+The schedule, mostly.
+"""
+
+
+def test_otter_export_of_unknown_kind_reads_as_turns(db, tmp_path):
+    path = tmp_path / "otter.txt"
+    path.write_text(OTTER)
+    ingest(db, path)
+    segs = rows(db, "SELECT speaker, text, start_time FROM segments ORDER BY seq")
+    # Otter's heading is text before the first turn, with no speaker.
+    assert [(s["speaker"], s["start_time"]) for s in segs] == [
+        (None, None), ("Maya Chen", 5.0), ("Speaker 2", 9.0), ("Maya Chen", 41.0), ("Speaker 2", 47.0)]
+    assert segs[0]["text"] == "Planning interview, Eastbrook\nSat, Mar 1, 2025 10:04AM • 12:30"
+    check_offsets(db)
+
+
+def test_schedule_in_notes_is_not_a_transcript(db, tmp_path):
+    path = tmp_path / "visit.txt"
+    path.write_text("9:00 Arrival\nWe met the principal.\n\n9:30 Walkthrough\nThree classrooms.\n\n10:15 Debrief\nShort.\n")
+    ingest(db, path)
+    assert [s["speaker"] for s in rows(db, "SELECT speaker FROM segments")] == [None, None, None]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("[00:01:05] Hi.\n\n[Ana Ruiz] Hello.\n", [(None, "[00:01:05] Hi.", None), ("Ana Ruiz", "Hello.", None)]),
+    ("Speaker 1: Hi.\nSpeaker 2: Hello.\n", [("Speaker 1", "Hi.", None), ("Speaker 2", "Hello.", None)]),
+    ("[0:05] Ana de la Cruz: Hi.\n", [("Ana de la Cruz", "Hi.", 5.0)]),
+    ("Ana Ruiz  0:05\n\nBen Ode  0:09\nHi.\n", [("Ben Ode", "Hi.", 9.0)]),  # a label with nothing said
+], ids=["time-in-brackets-is-no-speaker", "numbered-speakers", "particles", "empty-turn"])
+def test_more_label_styles(text, expected):
+    assert [(s.speaker, text[s.start:s.end], s.start_time) for s in speaker_turns(text)] == expected
+
+
+def test_teams_docx_transcript(db, tmp_path):
+    path = tmp_path / "teams.docx"
+    document = docx.Document()
+    for (speaker, said), when in zip(TURNS, ("0:00:09", "0:01:02")):
+        document.add_paragraph(f"{speaker}   {when}")
+        for line in said.split("\n"):
+            document.add_paragraph(line)
+    document.save(path)
+    ingest(db, path, attributes={"kind": "interview"})
+    segs = rows(db, "SELECT speaker, text, start_time FROM segments ORDER BY seq")
+    assert segs == [{"speaker": "Maya Chen", "text": TURNS[0][1], "start_time": 9.0},
+                    {"speaker": "Daniel Ortiz", "text": TURNS[1][1].replace("\n", "\n\n"), "start_time": 62.0}]
+    check_offsets(db)
+
+
+TEAMS_VTT = """\
+WEBVTT
+
+3f2a7c1e-1b2d-4c5e-9f00-1a2b3c4d5e6f/12-0
+00:00:05.120 --> 00:00:08.340
+<v Maya Chen>Thanks for joining.</v>
+
+3f2a7c1e-1b2d-4c5e-9f00-1a2b3c4d5e6f/13-0
+00:00:08.900 --> 00:00:11.000
+<v Daniel Ortiz>Sure, happy to.</v>
+
+3f2a7c1e-1b2d-4c5e-9f00-1a2b3c4d5e6f/14-0
+00:00:11.200 --> 00:00:13.000
+<v Daniel Ortiz>It was a long term.</v>
+"""
+ZOOM_VTT = """\
+WEBVTT
+
+1
+00:00:05.120 --> 00:00:08.340
+Maya Chen: Thanks for joining.
+
+2
+00:00:08.900 --> 00:00:11.000
+Daniel Ortiz: Sure, happy to.
+
+3
+00:00:11.200 --> 00:00:13.000
+Daniel Ortiz: It was a long term.
+"""
+
+
+@pytest.mark.parametrize("vtt", [TEAMS_VTT, ZOOM_VTT], ids=["teams", "zoom"])
+def test_teams_and_zoom_vtt(db, tmp_path, vtt):
+    path = tmp_path / "call.vtt"
+    path.write_text(vtt)
+    ingest(db, path, attributes={"kind": "interview"})
+    assert rows(db, "SELECT speaker, text, start_time, end_time FROM segments ORDER BY seq") == [
+        {"speaker": "Maya Chen", "text": "Thanks for joining.", "start_time": 5.12, "end_time": 8.34},
+        {"speaker": "Daniel Ortiz", "text": "Sure, happy to. It was a long term.", "start_time": 8.9, "end_time": 13.0},
+    ]
+    assert "<v" not in rows(db, "SELECT text FROM documents")[0]["text"]
+    check_offsets(db)
+
+
+@pytest.mark.parametrize("name, data, kind, expected", [
+    ("notes.txt", "We talked about the schedule.\n\nIt was fine, she said.\n", "interview",
+     "ingested as an interview but no speaker turns were found (expected lines like 'Name: text' or 'Name  0:05')"),
+    ("group.vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nHello, everyone.\n", "focus_group",
+     "ingested as a focus group but no speaker turns were found (expected cues like '<v Name>text' or 'Name: text')"),
+])
+def test_interview_without_turns_warns(tmp_path, monkeypatch, name, data, kind, expected):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "corpora").mkdir()
+    path = f"corpora/{name}"
+    (tmp_path / path).write_text(data)
+    project = "p.db"
+    runner = CliRunner()
+    result = runner.invoke(cli.cli, ["ingest", path, "--kind", kind, "--db", project])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"Warning: {path}: {expected}\n"
+    assert result.stdout.startswith(f"{path}: added (")  # still ingested, as paragraphs
+    db = open_project(project)
+    assert db.execute("SELECT count(*) FROM segments WHERE speaker IS NOT NULL").fetchone()[0] == 0
+    db.close()
+    # Said once, when the segments are stored; not again for an unchanged file.
+    assert runner.invoke(cli.cli, ["ingest", path, "--db", project]).stderr == ""
+
+
+def test_no_warning_for_paragraphs_asked_for_or_turns_found(tmp_path):
+    (tmp_path / "notes.txt").write_text("We talked.\n\nIt was fine.\n")
+    (tmp_path / "teacher.txt").write_text(TEACHER)
+    result = CliRunner().invoke(cli.cli, ["ingest", str(tmp_path / "notes.txt"), "--kind", "interview", "--segment", "paragraph",
+                                          "--db", str(tmp_path / "p.db")])
+    assert result.exit_code == 0 and result.stderr == ""
+    result = CliRunner().invoke(cli.cli, ["ingest", str(tmp_path / "teacher.txt"), "--kind", "interview",
+                                          "--db", str(tmp_path / "p.db")])
+    assert result.exit_code == 0 and result.stderr == ""
+
+
+def test_manifest_rows_by_id_and_by_spreadsheet_with_options(coded_db, tmp_path):
+    db = coded_db
+    folder, _ = corpus_with_codings(tmp_path, db)
+    (folder / "coded.csv").write_text(CSV)
+    ingest(db, folder / "coded.csv", table=table_mapping())
+    fix = folder / "fix.csv"
+    # A row may name its document by id; a spreadsheet's row is every document read from it.
+    fix.write_text("path,id,role\ninterview-01.txt,interview-01,coach\ncoded.csv,,teachers\n")
+    changes = set_manifest_attributes(db, fix, {"district": "North County"})
+    assert [c.describe() for c in changes] == [
+        "interview-01: district (none) -> North County; role teacher -> coach",
+        "fg-1: district (none) -> North County; role (none) -> teachers",
+        "fg-2: district (none) -> North County; role (none) -> teachers"]
+    assert rows(db, "SELECT DISTINCT district FROM documents WHERE id != 'visit-01'") == [{"district": "North County"}]
+    fix.write_text("path,id,role\ninterview-01.txt,interview-02,coach\n")
+    with pytest.raises(QualcodeError, match=r"fix.csv:2: no document was ingested from 'interview-01.txt' \(no document 'interview-02'\)"):
+        set_manifest_attributes(db, fix)

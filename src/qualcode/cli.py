@@ -329,7 +329,8 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
             click.echo(f"Error: {_file_line(f)}", err=True)
         elif f.status != "skipped" or os.environ.get("QUALCODE_VERBOSE"):
             click.echo(_file_line(f))
-    counts = ", ".join(f"{result.count(s)} {s}" for s in ("added", "unchanged", "changed", "replaced", "skipped", "error")
+    counts = ", ".join(f"{result.count(s)} {s}" for s in ("added", "unchanged", "attributes updated", "changed", "replaced",
+                                                           "mixed", "skipped", "error")
                        if result.count(s))
     summary = f"{_n(len(result.files), 'file')}: {counts or 'nothing to do'}"
     if result.segments:
@@ -338,6 +339,50 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
     click.echo(summary)
     if result.errors:
         sys.exit(1)
+
+
+@cli.group()
+def attributes():
+    """Correct documents' attributes after ingest (text, segments and codings stay)."""
+
+
+@attributes.command("set")
+@click.argument("document", required=False)
+@click.option("--manifest", type=click.Path(dir_okay=False), help="A manifest CSV, as for `ingest --manifest`: every row's document.")
+@click.option("--title", help="The document's title.")
+@click.option("--kind", help="interview, focus_group, site_visit, observation or document.")
+@click.option("--site", help="Site (school).")
+@click.option("--district", help="District.")
+@click.option("--role", help="Participant role, e.g. principal.")
+@click.option("--date", help="Date as YYYY-MM-DD.")
+@click.option("--attribute", "-a", "extra", multiple=True, callback=_attribute_pairs, help="Any other attribute, KEY=VALUE (repeatable).")
+@db_option
+def attributes_set(document, manifest, title, kind, site, district, role, date, extra, db_path):
+    """Set attributes of one ingested DOCUMENT (by id), or of every document a --manifest lists.
+
+    Values are checked as ingest checks them; attributes not given (and empty manifest cells)
+    keep their stored values. The whole manifest is one change: any bad row changes nothing.
+
+    \b
+    Examples:
+        qualcode attributes set harbor-02-principal-bayview --site "Bayview Elementary" --date 2024-10-16
+        qualcode attributes set --manifest corpora/manifest.csv
+    """
+    from .ingest.reattribute import set_attributes, set_manifest_attributes
+
+    attrs = {k: v for k, v in dict(title=title, kind=kind, site=site, district=district, role=role, date=date).items() if v}
+    attrs.update(extra)
+    if bool(document) == bool(manifest):
+        raise click.UsageError("give one DOCUMENT or a --manifest")
+    if document and not attrs:
+        raise click.UsageError("nothing to set: give --site, --role, ... or -a KEY=VALUE")
+    db = _open(db_path)
+    results = set_manifest_attributes(db, manifest, attrs) if manifest else [set_attributes(db, document, attrs)]
+    for r in results:
+        click.echo(r.describe())
+    updated = sum(1 for r in results if r.changes)
+    counts = ", ".join(f"{n} {word}" for n, word in ((updated, "updated"), (len(results) - updated, "unchanged")) if n)
+    click.echo(f"{_n(len(results), 'document')}: {counts or 'nothing to do'}")
 
 
 # --- status and serve -----------------------------------------------------------

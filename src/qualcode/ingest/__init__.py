@@ -18,7 +18,7 @@ from .limits import check_file_size
 from .attributes import Manifest, check_attributes, merge, read_manifest
 from .readers import FORMATS, SUBTITLE_FORMATS, TABLE_FORMATS, Parsed, read_docx, read_subtitles, read_text
 from .segment import TURN_KINDS, looks_like_transcript, paragraphs, sentences, speaker_turns
-from .store import Stored, write_document
+from .store import Stored, stored_document, write_document
 from .tables import TableMapping, read_table
 
 __all__ = ["IngestOptions", "IngestResult", "FileResult", "TableMapping", "ingest_paths", "collect_files"]
@@ -40,7 +40,7 @@ class IngestOptions:
 @dataclass
 class FileResult:
     path: str
-    status: str  # added | unchanged | changed | replaced | mixed | skipped | error
+    status: str  # added | unchanged | attributes updated | changed | replaced | mixed | skipped | error
     documents: list[Stored] = field(default_factory=list)
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -161,23 +161,39 @@ def _segments(parsed: Parsed, kind: str | None, mode: str, path: str):
     return base
 
 
+def _no_turns_warning(path: str, kind: str, fmt: str) -> str:
+    expected = ("cues like '<v Name>text' or 'Name: text'" if fmt in ("vtt", "srt")
+                else "lines like 'Name: text' or 'Name  0:05'")
+    return (f"{path}: ingested as {'an interview' if kind == 'interview' else 'a focus group'} "
+            f"but no speaker turns were found (expected {expected})")
+
+
 def _ingest_file(db: sqlite_utils.Database, path: Path, options: IngestOptions, manifest: Manifest | None) -> FileResult:
     shown = _display_path(path)
     parsed_docs = _read(path, options)
     where, from_manifest = manifest.lookup(path) if manifest else ("", {})
+    # What this very ingest names, without the file's own front matter: an unchanged file
+    # takes these, so a corrected manifest or option is not ignored.
+    given = merge(from_manifest, options.attributes)
     result = FileResult(shown, "added")
     with db.atomic():
         for parsed in parsed_docs:
             result.warnings.extend(parsed.warnings)
             front = check_attributes(dict(parsed.meta), shown, parsed.meta_lines)
             columns, extra = merge(front, from_manifest, options.attributes)
-            columns.setdefault("title", path.stem)
-            segs = _segments(parsed, columns.get("kind"), options.segment, shown)
+            old = stored_document(db, columns.get("id") or parsed.id)
+            # A replaced file is segmented by the kind it was stored with, unless a kind is given
+            # anew; 'document' is also what no kind at all was stored as, so it still looks for turns.
+            kind = columns.get("kind") or (old["kind"] if old and old["kind"] != "document" else None)
+            segs = _segments(parsed, kind, options.segment, shown)
             if not segs:
                 raise IngestError("no text to segment", path, hint="check the file's content")
-            result.documents.append(
-                write_document(db, parsed, columns, extra, segs, shown, options.replace, options.create_codes)
-            )
+            stored = write_document(db, parsed, columns, extra, segs, shown, options.replace, options.create_codes,
+                                    defaults={"title": path.stem}, given=given)
+            result.documents.append(stored)
+            if (stored.status in ("added", "replaced") and kind in TURN_KINDS and options.segment != "paragraph"
+                    and not any(s.speaker for s in segs)):
+                result.warnings.append(_no_turns_warning(shown, kind, parsed.format))
     statuses = {d.status for d in result.documents}
     result.status = statuses.pop() if len(statuses) == 1 else "mixed"
     return result

@@ -7,7 +7,8 @@ change keeps its id, so its codings, memos and suggestions stay attached.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlite_utils
 
@@ -17,6 +18,11 @@ from .readers import Coding, Parsed, slug
 from .segment import Segment
 
 _SEGMENT_COLUMNS = "document_id, seq, speaker, start_char, end_char, text, start_time, end_time"
+#: Document columns that describe it (as opposed to its content); `attributes` holds the rest.
+ATTRIBUTE_COLUMNS = ("title", "kind", "site", "district", "role", "date", "published")
+
+#: One attribute that changed: (name, old value, new value); None is "not set".
+Change = tuple[str, Any, Any]
 
 
 @dataclass
@@ -29,6 +35,62 @@ class Stored:
     kept_codings: int = 0
     dropped_codings: int = 0
     note: str = ""
+    changes: list[Change] = field(default_factory=list)
+
+
+def describe_changes(changes: list[Change]) -> str:
+    """``site Northfield -> Eastbrook; role (none) -> teacher``, as the CLI prints it."""
+    def shown(value: Any) -> str:
+        if value is None:
+            return "(none)"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return "; ".join(f"{name} {shown(old)} -> {shown(new)}" for name, old, new in changes)
+
+
+def _flag(value: Any) -> int:
+    return int(str(value).strip().lower() not in ("false", "no", "0"))
+
+
+def stored_document(db: sqlite_utils.Database, doc_id: str) -> dict | None:
+    """The stored row of a document, without its text, or None."""
+    columns = ", ".join(("id", "source_path", "sha256", "attributes") + ATTRIBUTE_COLUMNS)
+    return next(db.query(f"SELECT {columns} FROM documents WHERE id = ?", [doc_id]), None)
+
+
+def update_attributes(db: sqlite_utils.Database, doc_id: str, columns: dict, extra: dict) -> list[Change]:
+    """Set the attributes given in ``columns`` and ``extra`` on a stored document; keep the others.
+
+    Only the documents row changes: text, segments and codings stay as they are, and the
+    excerpts table follows through its trigger. The caller holds the transaction.
+    """
+    row = stored_document(db, doc_id)
+    if row is None:
+        raise IngestError(f"unknown document '{doc_id}'")
+    sets: dict[str, Any] = {}
+    changes: list[Change] = []
+    for key in ATTRIBUTE_COLUMNS:
+        if key not in columns:
+            continue
+        new: Any = _flag(columns[key]) if key == "published" else str(columns[key])
+        if row[key] != new:
+            sets[key] = new
+            changes.append((key, bool(row[key]), bool(new)) if key == "published" else (key, row[key], new))
+    old_extra = json.loads(row["attributes"] or "{}")
+    merged = dict(old_extra)
+    for key, value in extra.items():
+        value = json.loads(json.dumps(value, ensure_ascii=False, default=str))  # as it will be stored
+        if old_extra.get(key) != value:
+            changes.append((key, old_extra.get(key), value))
+            merged[key] = value
+    if merged != old_extra:
+        sets["attributes"] = json.dumps(merged, ensure_ascii=False)
+    if sets:
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        db.execute(f"UPDATE documents SET {assignments} WHERE id = ?", [*sets.values(), doc_id])
+    return changes
 
 
 def existing_state(db: sqlite_utils.Database, doc_id: str, sha: str) -> tuple[dict | None, str | None]:
@@ -60,7 +122,7 @@ def _document_row(parsed: Parsed, columns: dict, extra: dict, source_path: str |
         "text": parsed.text,
         "word_count": len(parsed.text.split()),
         "attributes": json.dumps(extra, ensure_ascii=False, default=str),
-        "published": int(str(columns.get("published", True)).strip().lower() not in ("false", "no", "0")),
+        "published": _flag(columns.get("published", True)),
         "ingested_at": now(),
     }
 
@@ -74,12 +136,24 @@ def write_document(
     source_path: str | None,
     replace: bool,
     create_codes: bool = False,
+    defaults: dict | None = None,
+    given: tuple[dict, dict] | None = None,
 ) -> Stored:
-    """Insert or replace one document; the caller holds the transaction."""
-    doc = _document_row(parsed, columns, extra, source_path)
+    """Insert or replace one document; the caller holds the transaction.
+
+    ``defaults`` (a title made from the file name) are used for a new document only: a replaced
+    one keeps every stored attribute that ``columns`` and ``extra`` do not give anew, so what a
+    manifest, an option or ``qualcode attributes set`` gave it survives a re-ingest.
+    ``given`` are the attributes this ingest's manifest and options name (front matter aside):
+    on an unchanged file they are applied, and the file reports ``attributes updated``.
+    """
+    doc = _document_row(parsed, {**(defaults or {}), **columns}, extra, source_path)
     doc_id = doc["id"]
     old, same_bytes = existing_state(db, doc_id, parsed.sha256)
     if old is not None and old["sha256"] == parsed.sha256:
+        changes = update_attributes(db, doc_id, *given) if given else []
+        if changes:
+            return Stored("attributes updated", doc_id, note=describe_changes(changes), changes=changes)
         return Stored("unchanged", doc_id)
     if old is None and same_bytes is not None:
         return Stored("unchanged", same_bytes, note=f"same content as document '{same_bytes}'")
@@ -99,8 +173,11 @@ def write_document(
         db.execute(f"INSERT INTO documents ({names}) VALUES ({marks})", list(doc.values()))
         db.conn.executemany(f"INSERT INTO segments ({_SEGMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     else:
-        sets = ", ".join(f"{k} = ?" for k in doc if k != "id")
-        db.execute(f"UPDATE documents SET {sets} WHERE id = ?", [*(v for k, v in doc.items() if k != "id"), doc_id])
+        stored.changes = update_attributes(db, doc_id, columns, extra)
+        stored.note = describe_changes(stored.changes)
+        content = {k: v for k, v in doc.items() if k not in ("id", "attributes", *ATTRIBUTE_COLUMNS)}
+        sets = ", ".join(f"{k} = ?" for k in content)
+        db.execute(f"UPDATE documents SET {sets} WHERE id = ?", [*content.values(), doc_id])
         stored.kept_codings, stored.dropped_codings = _replace_segments(db, doc_id, rows)
     if parsed.codings:
         stored.codings = _import_codings(db, doc_id, parsed, create_codes, source_path)

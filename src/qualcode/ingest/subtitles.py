@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import IngestError
-from .segment import LABEL, Segment, join_turns
+from .segment import Segment, join_turns, label_at
 
 _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)[.,](\d{3})"
 _TIMING = re.compile(rf"^\s*{_TIME}\s*-->\s*{_TIME}(?:\s+.*)?$")
@@ -73,10 +73,10 @@ def _cue(path: str, line: int, timing: str, payload: list[str], fmt: str) -> Cue
         speaker = voice.group(1).strip()
     body = html.unescape(_TAG.sub("", raw)).strip()
     if speaker is None:
-        label = LABEL.match(body)
+        label = label_at(body)
         if label:
-            speaker = (label.group("bracket") or label.group("name")).strip()
-            body = body[label.end():].strip()
+            speaker = label.speaker
+            body = body[label.end:].strip()
     if not body:
         return None
     return Cue(line, start, end, speaker, re.sub(r"\s+", " ", body))
