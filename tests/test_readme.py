@@ -55,6 +55,13 @@ FILES = {
     "notes/visit.md": "---\ntitle: Site visit to Bayview Elementary\n---\nThe visit began in the library.\n\n"
     "Teachers met in grade-level teams after lunch.\n",
     "names.txt": "",
+    "interviews/ortiz-otter.txt": "Maya Chen  0:05\nThanks for making time today. How has the term gone?\n\n"
+    "Daniel Ortiz  0:12\nBusy. We moved the team meetings to Tuesdays.\n\nMaya Chen  1:04\nWhat changed after that?\n",
+    "interviews/ortiz-notes.txt": "We talked about the schedule first.\n\nShe said Tuesdays work better.\n",
+    "fixes.csv": "path,role,date\ncorpora/lakemont/lakemont-05-teacher-northside.vtt,8th-grade ELA teacher,\n"
+    "corpora/cedar-valley/cedar-04-teacher-millbrook.srt,,2024-11-15\n",
+    "bad-fixes.csv": "path,date\ncorpora/cedar-valley/cedar-04-teacher-millbrook.srt,2024-11-15\n"
+    "corpora/harbor/harbor-01-deputy-superintendent.txt,2024-10-51\n",
 }
 
 
