@@ -223,6 +223,12 @@
     if (picker && !picker.hidden && !picker.contains(event.target)) closePicker();
   });
 
+  // Datasette closes every open <details> on a click outside it (meant for its menus): keep the
+  // codebook's guidance open as the coder left it while they click and select in the transcript.
+  let keepOpen = [];
+  document.addEventListener("click", () => { keepOpen = Array.from(document.querySelectorAll("details.qc-code[open]")); }, true);
+  document.addEventListener("click", () => { keepOpen.forEach((d) => { d.open = true; }); keepOpen = []; });
+
   // --- clicks -------------------------------------------------------------------------------
   transcript.addEventListener("mouseup", () => {
     setTimeout(() => {
