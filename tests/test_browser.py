@@ -330,6 +330,34 @@ def test_a_selection_from_inside_a_highlight_to_outside_it(coder_page, server, p
     shot(coder_page, "b-overlapping-spans")
 
 
+def test_a_triple_click_codes_the_whole_turn(coder_page, server, project):
+    """Chromium ends a triple-click's selection in the margin or at the next turn; it is still this turn."""
+    page = coder_page
+    page.goto(f"{server}/-/code/plain")
+    ready(page)
+    for seq, query, code in [(1, "coaching", "support.coaching"), (3, "district", "support.district-role")]:
+        turn(page, seq).locator(".qc-text").click(click_count=3)
+        data = pick(page, query, code)
+        assert codings(project, data["coding_id"])[1:6] == (code, "plain", seq, None, None)  # no span: the whole turn
+        turn(page, seq).locator(f'.qc-chip[data-coding="{data["coding_id"]}"]').wait_for()
+
+
+def test_a_drag_past_the_end_of_the_text_ends_at_the_turns_end(coder_page, server, project):
+    page = coder_page
+    page.goto(f"{server}/-/code/crlf")
+    ready(page)
+    p = page.evaluate(DRAG_POINTS, [1, "learning"])
+    margin = turn(page, 1).locator(".qc-margin").bounding_box()
+    page.mouse.move(p["x1"], p["y1"])
+    page.mouse.down()
+    page.mouse.move(margin["x"] + 20, margin["y"] + 5, steps=8)
+    page.mouse.up()
+    data = pick(page, "shared-learning", "purpose.shared-learning")
+    start, end = codings(project, data["coding_id"])[4:6]
+    text = rows(project, "SELECT text FROM documents WHERE id = 'crlf'")[0][0]
+    assert text[start:end] == "learning walk?"
+
+
 def test_the_crlf_file_is_stored_with_plain_line_breaks(project):
     """What the span test for crlf.txt compares against: the file's words, its line breaks as \\n."""
     text = rows(project, "SELECT text FROM documents WHERE id = 'crlf'")[0][0]

@@ -88,19 +88,33 @@
     return out;
   }
 
+  function turnOf(node) { return (node.nodeType === Node.TEXT_NODE ? node.parentElement : node).closest(".qc-turn"); }
+
   function selectionSpan() {
     const sel = window.getSelection();
     if (!sel || sel.isCollapsed || !sel.rangeCount) return null;
-    const range = sel.getRangeAt(0);
-    const a = range.startContainer, b = range.endContainer;
-    const turnA = (a.nodeType === Node.TEXT_NODE ? a.parentElement : a).closest(".qc-turn");
-    const turnB = (b.nodeType === Node.TEXT_NODE ? b.parentElement : b).closest(".qc-turn");
+    const range = sel.getRangeAt(0).cloneRange();
+    const turnA = turnOf(range.startContainer);
+    let turnB = turnOf(range.endContainer);
+    if (turnA && turnB && turnA !== turnB) {
+      // A triple-click selects a turn up to the start of the next one: nothing of that one is selected.
+      const rest = range.cloneRange();
+      rest.setStart(turnB.querySelector(".qc-text"), 0);
+      if (!rest.toString()) turnB = turnA;
+    }
     if (!turnA || turnA !== turnB) return turnA || turnB ? { error: "Select words within one turn." } : null;
-    if (!(a.nodeType === Node.TEXT_NODE ? a.parentElement : a).closest(".qc-text")) return null;
-    let start = offsetAt(a, range.startOffset), end = offsetAt(b, range.endOffset);
+    // An edge outside the turn's text (a triple-click or a drag ends in the margin, or starts on the
+    // speaker) is the text's start or end; a selection wholly outside it collapses to nothing.
+    const box = turnA.querySelector(".qc-text");
+    const inside = document.createRange();
+    inside.selectNodeContents(box);
+    if (inside.comparePoint(range.startContainer, range.startOffset) < 0) range.setStart(box, 0);
+    if (inside.comparePoint(range.endContainer, range.endOffset) > 0) range.setEnd(box, box.childNodes.length);
+    if (range.collapsed) return null;
+    let start = offsetAt(range.startContainer, range.startOffset), end = offsetAt(range.endContainer, range.endOffset);
     if (start === null || end === null) return null;
     start = withCRLF(turnA, start); end = withCRLF(turnA, end);
-    const text = sel.toString();
+    const text = range.toString();
     const lead = codePoints(text) - codePoints(text.replace(/^\s+/u, ""));
     const trail = codePoints(text) - codePoints(text.replace(/\s+$/u, ""));
     start += lead; end -= trail;
