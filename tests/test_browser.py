@@ -369,13 +369,28 @@ def test_accept_one_suggestion_and_reject_another(page, server, project):
     sign_in(page, server, "crlf")
     box = turn(page, 4).locator(".qc-sugg").first
     accepted = int(box.get_attribute("data-suggestion"))
+    code = rows(project, "SELECT code_id FROM suggestions WHERE id = ?", [accepted])[0][0]
+    seg = segment_id(project, "crlf", 4)
     shot(page, "c1-suggestions")
     with api(page, "suggestion") as response:
         box.get_by_role("button", name="Accept").click()
     data = response.value.json()
     assert data["ok"] and data["status"] == "accepted", data
     turn(page, 4).locator(f'[data-suggestion="{accepted}"]').wait_for(state="detached")
-    # Then by key: focus turn 2 and press r for its first suggestion.
+    coded = "SELECT g.origin, c.name FROM codings g JOIN coders c ON c.id = g.coder_id WHERE g.segment_id = ? AND g.code_id = ?"
+    assert rows(project, coded, [seg, code]) == [("suggestion", CODER)]
+    # u takes the decision back: pending again, its coding gone; then a accepts it by key.
+    with api(page, "undo"):
+        page.keyboard.press("u")
+    turn(page, 4).locator(f'[data-suggestion="{accepted}"]').wait_for()
+    assert rows(project, "SELECT status, decided_by FROM suggestions WHERE id = ?", [accepted]) == [("pending", None)]
+    assert rows(project, coded, [seg, code]) == []
+    turn(page, 4).locator(".qc-speaker").click()
+    assert turn(page, 4).locator(".qc-sugg").first.get_attribute("data-suggestion") == str(accepted)
+    with api(page, "suggestion") as response:
+        page.keyboard.press("a")
+    assert response.value.json()["status"] == "accepted"
+    # Then r rejects the first suggestion of another turn.
     turn(page, 2).locator(".qc-speaker").click()
     assert page.locator(".qc-turn.qc-focus").get_attribute("data-seq") == "2"
     rejected = int(turn(page, 2).locator(".qc-sugg").first.get_attribute("data-suggestion"))
@@ -387,10 +402,29 @@ def test_accept_one_suggestion_and_reject_another(page, server, project):
     decided = dict((r[0], r[1:]) for r in rows(project, """SELECT x.id, x.status, c.name FROM suggestions x
         LEFT JOIN coders c ON c.id = x.decided_by WHERE x.id IN (?, ?)""", [accepted, rejected]))
     assert decided == {accepted: ("accepted", CODER), rejected: ("rejected", CODER)}
-    code = rows(project, "SELECT code_id FROM suggestions WHERE id = ?", [accepted])[0][0]
-    assert rows(project, """SELECT g.origin, c.name FROM codings g JOIN coders c ON c.id = g.coder_id
-                            WHERE g.segment_id = ? AND g.code_id = ?""", [segment_id(project, "crlf", 4), code]) == [("suggestion", CODER)]
+    assert rows(project, coded, [seg, code]) == [("suggestion", CODER)]
     assert turn(page, 4).locator(f'.qc-chip[data-code="{code}"]').count() == 1
+
+
+def test_n_walks_down_the_most_uncertain_suggestions(page, server, project):
+    """n goes to the next most uncertain suggestion, in any document, and on down the queue."""
+    from qualcode import open_project
+    from qualcode.suggest.review import queue
+
+    db = open_project(project, create=False)
+    expected = [(r["id"], r["document_id"], r["seq"]) for r in queue(db, CODER, order="uncertain", limit=4)]
+    db.close()
+    assert len(expected) == 4
+    sign_in(page, server, "plain")
+    for suggestion, document, seq in expected:
+        with page.expect_response(lambda r: "/-/code/api/next" in r.url):
+            page.keyboard.press("n")
+        if not page.url.split("#")[0].endswith(f"/-/code/{document}"):
+            page.wait_for_url(re.compile(f"/-/code/{document}#turn-{seq}$"))
+            ready(page)
+        page.wait_for_function(f"document.querySelector('.qc-turn.qc-focus').dataset.seq === '{seq}'")
+        assert turn(page, seq).locator(f'[data-suggestion="{suggestion}"]').is_visible()
+    assert page.evaluate("JSON.parse(sessionStorage.getItem('qc-seen'))") == [s for s, _, _ in expected]
 
 
 def test_memos_and_undo(page, server, project):
@@ -432,6 +466,18 @@ def test_memos_and_undo(page, server, project):
     turn(page, 6).locator(f'.qc-memo[data-memo="{memo_id}"]').wait_for(state="detached")
     assert rows(project, "SELECT count(*) FROM memos WHERE id = ?", [memo_id]) == [(0,)]
     shot(page, "d2-undone")
+    # A memo on the document reloads the page to show it; u still undoes it afterwards.
+    page.once("dialog", lambda d: d.accept("Ask about the grant — Straße 5"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Add a memo").click()
+    ready(page)
+    doc_memo = page.locator(".qc-doc-memos .qc-memo")
+    assert "Ask about the grant — Straße 5" in doc_memo.inner_text()
+    assert rows(project, "SELECT text, document_id FROM memos WHERE document_id = 'plain'") == [("Ask about the grant — Straße 5", "plain")]
+    with page.expect_navigation():
+        page.keyboard.press("u")
+    ready(page)
+    assert doc_memo.count() == 0 and rows(project, "SELECT count(*) FROM memos WHERE document_id = 'plain'") == [(0,)]
 
 
 def test_an_anonymous_visitor_reads_but_cannot_write(page, server, project):

@@ -6,7 +6,11 @@
   const api = root.dataset.api;
   const csrf = root.dataset.csrf;
   const coder = root.dataset.coder || "";
-  const undoStack = [];
+  // The undo stack outlives a reload (a document memo reloads the page), per tab, coder and document.
+  const undoKey = `qc-undo:${coder}:${root.dataset.document || ""}`;
+  const undoStack = (() => { try { return JSON.parse(sessionStorage.getItem(undoKey) || "[]"); } catch (e) { return []; } })();
+  function saveUndo() { try { sessionStorage.setItem(undoKey, JSON.stringify(undoStack.slice(-100))); } catch (e) { /* private mode */ } }
+  function pushUndo(step) { if (step) { undoStack.push(step); saveUndo(); } }
   const status = document.getElementById("qc-status");
   let statusTimer = null;
 
@@ -212,7 +216,7 @@
     try {
       const data = await post("apply", body);
       remember(code);
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       window.getSelection().removeAllRanges();
       say(data.added ? `Coded ${byId[code] ? byId[code].name : code} (${data.ms} ms)` : "Already coded that way");
     } catch (e) { /* said */ }
@@ -257,7 +261,7 @@
     if (!sugg) { say("No suggestion on this turn."); return; }
     try {
       const data = await post("suggestion", { suggestion_id: +sugg.dataset.suggestion, accept });
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       say(`${accept ? "Accepted" : "Rejected"} (${data.ms} ms)${data.retraining ? " — retraining the model in the background" : ""}`);
     } catch (e) { /* said */ }
   }
@@ -267,7 +271,7 @@
     if (text === null) return;
     try {
       const data = body.coding_id ? await post("coding-memo", { coding_id: body.coding_id, memo: text }) : await post("memo", { ...body, text });
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       say("Memo saved");
       if (!data.segment_id) window.location.reload();
     } catch (e) { /* said */ }
@@ -281,7 +285,7 @@
       const chip = el.closest("[data-coding]");
       try {
         const data = await post("remove", { coding_id: +chip.dataset.coding });
-        if (data.undo) undoStack.push(data.undo);
+        pushUndo(data.undo);
         say("Coding removed (u undoes)");
       } catch (e) { /* said */ }
       return;
@@ -315,18 +319,27 @@
 
   async function undo() {
     const last = undoStack.pop();
+    saveUndo();
     if (!last) { say("Nothing to undo"); return; }
-    try { await post("undo", { undo: last }); say("Undone"); if (!last.segment_id && last.action === "memo") window.location.reload(); }
+    try {
+      const data = await post("undo", { undo: last });
+      say("Undone");
+      if (!data.segment_id && last.action === "memo") window.location.reload();  // a document memo: not in a turn
+    }
     catch (e) { /* said */ }
   }
 
   async function nextUncertain() {
     if (!coder) { say("Sign in to review suggestions.", true); return; }
-    const after = sessionStorage.getItem("qc-last-next") || "";
-    const response = await fetch(api + "next?after=" + encodeURIComponent(after), { credentials: "same-origin" });
-    const data = await response.json();
+    // The ones shown already this session are skipped, so n walks down the queue; at its end, the top again.
+    let seen = [];
+    try { seen = JSON.parse(sessionStorage.getItem("qc-seen") || "[]"); } catch (e) { /* start afresh */ }
+    const ask = async (skip) => (await fetch(api + "next?after=" + encodeURIComponent(skip.join(",")), { credentials: "same-origin" })).json();
+    let data = await ask(seen);
+    if (data.ok && !data.suggestion_id && seen.length) { seen = []; data = await ask(seen); }
     if (!data.ok || !data.suggestion_id) { say("No pending suggestions left."); return; }
-    sessionStorage.setItem("qc-last-next", data.suggestion_id);
+    seen = [...seen, data.suggestion_id].slice(-100);
+    sessionStorage.setItem("qc-seen", JSON.stringify(seen));
     if (data.document_id === root.dataset.document) {
       const turn = transcript.querySelector(`.qc-turn[data-segment="${data.segment_id}"]`);
       focusTurn(turn);
