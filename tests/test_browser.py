@@ -257,16 +257,16 @@ def test_the_codebook_guidance_stays_open_while_coding(coder_page, server):
     page = coder_page
     page.goto(f"{server}/-/code/plain")
     ready(page)
-    code = page.locator('details.qc-code[data-code="support.coaching"]')
+    assert page.locator("details.qc-code[open]").count() == 0  # the guidance is folded until asked for
+    lesson, code = page.locator('details.qc-code[data-code="support"]'), page.locator('details.qc-code[data-code="support.coaching"]')
+    lesson.locator("summary").click()
     code.locator("summary").click()
-    assert code.get_attribute("open") is not None and page.locator('details.qc-code[data-code="support"]').get_attribute("open") is not None
     turn(page, 3).locator(".qc-speaker").click()
     drag_select(page, 2, "coaching cycles")
     page.keyboard.press("Escape")
-    assert code.locator(".qc-guidance").is_visible()
-    assert page.locator('details.qc-code[data-code="support"]').get_attribute("open") is not None
+    assert lesson.locator(".qc-guidance").is_visible() and code.locator(".qc-guidance").is_visible()
     code.locator("summary").click()  # and the coder can still close it
-    assert code.get_attribute("open") is None
+    assert code.get_attribute("open") is None and lesson.get_attribute("open") is not None
 
 
 SPANS = [
