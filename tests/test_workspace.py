@@ -108,3 +108,29 @@ async def test_a_blind_coder_sees_only_their_own_codings_everywhere(served):
     # Nobody signed out sees codings while anyone codes blind (else Sam could sign out and look).
     assert (await ds.client.get(f"/{name}/codings.json")).status_code == 403
     assert (await ds.client.get(f"/-/code/{DOC}/compare", cookies=sam)).status_code == 403
+
+
+async def test_next_walks_down_the_uncertain_queue_past_every_suggestion_shown(coded_db, db_path, tmp_path):
+    """`n` sends the ids it has shown; the answer is the next one down, never one of those again."""
+    from qualcode.coding import add_coder
+    from qualcode.ingest import ingest_paths
+    from qualcode.suggest import suggest
+    from qualcode.suggest.review import queue
+
+    (tmp_path / "talk.txt").write_text("A: The coach gives feedback.\n\nB: We need common planning time.\n\n"
+                                       "A: The union and the school board trust us.\n\nB: We spread it to other schools.\n")
+    ingest_paths(coded_db, [tmp_path / "talk.txt"])
+    suggest(coded_db)
+    add_coder(coded_db, "Ana Ruiz")
+    set_login(db_path, "Ana Ruiz", "ana-secret")
+    order = [r["id"] for r in queue(coded_db, "Ana Ruiz", order="uncertain")]
+    assert len(order) >= 4
+    ds = Datasette([str(db_path)], metadata=load_metadata(None, db_path))
+    _, cookies = await sign_in(ds, "Ana Ruiz", "ana-secret")
+    shown = []
+    for expected in order:
+        answer = (await ds.client.get("/-/code/api/next?after=" + ",".join(map(str, shown)), cookies=cookies)).json()
+        assert answer["suggestion_id"] == expected
+        shown.append(expected)
+    answer = (await ds.client.get("/-/code/api/next?after=" + ",".join(map(str, shown)), cookies=cookies)).json()
+    assert answer == {"ok": True, "suggestion_id": None}

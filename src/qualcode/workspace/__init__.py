@@ -73,6 +73,16 @@ def workspace(datasette) -> Workspace:
     return ws
 
 
+@hookimpl
+def startup(datasette):
+    """Import the suggestion code in the background as the server starts: the first Accept, Reject or n
+    would otherwise wait for scikit-learn to load (about 4 s here)."""
+    import importlib
+
+    threading.Thread(target=importlib.import_module, args=("qualcode.suggest.review",), daemon=True,
+                     name="qualcode-warm-up").start()
+
+
 # --- permissions ----------------------------------------------------------------------------------
 
 
@@ -263,10 +273,13 @@ async def api(datasette, request):
 
 
 def _next_uncertain(db, coder: str, blind: bool, after: str | None) -> dict:
+    """The most uncertain pending suggestion but those just shown (``after``: their ids, comma-separated),
+    so that pressing n again walks down the queue rather than back and forth between two."""
     from ..suggest.review import queue
 
-    for row in queue(db, coder, order="uncertain", limit=2, blind=blind):
-        if str(row["id"]) != str(after or ""):
+    seen = {s.strip() for s in (after or "").split(",")[:200] if s.strip()}
+    for row in queue(db, coder, order="uncertain", limit=len(seen) + 1, blind=blind):
+        if str(row["id"]) not in seen:
             return {"ok": True, "suggestion_id": row["id"], "document_id": row["document_id"], "seq": row["seq"],
                     "segment_id": row["segment_id"], "code_id": row["code_id"], "score": row["score"]}
     return {"ok": True, "suggestion_id": None}

@@ -6,7 +6,11 @@
   const api = root.dataset.api;
   const csrf = root.dataset.csrf;
   const coder = root.dataset.coder || "";
-  const undoStack = [];
+  // The undo stack outlives a reload (a document memo reloads the page), per tab, coder and document.
+  const undoKey = `qc-undo:${coder}:${root.dataset.document || ""}`;
+  const undoStack = (() => { try { return JSON.parse(sessionStorage.getItem(undoKey) || "[]"); } catch (e) { return []; } })();
+  function saveUndo() { try { sessionStorage.setItem(undoKey, JSON.stringify(undoStack.slice(-100))); } catch (e) { /* private mode */ } }
+  function pushUndo(step) { if (step) { undoStack.push(step); saveUndo(); } }
   const status = document.getElementById("qc-status");
   let statusTimer = null;
 
@@ -88,19 +92,33 @@
     return out;
   }
 
+  function turnOf(node) { return (node.nodeType === Node.TEXT_NODE ? node.parentElement : node).closest(".qc-turn"); }
+
   function selectionSpan() {
     const sel = window.getSelection();
     if (!sel || sel.isCollapsed || !sel.rangeCount) return null;
-    const range = sel.getRangeAt(0);
-    const a = range.startContainer, b = range.endContainer;
-    const turnA = (a.nodeType === Node.TEXT_NODE ? a.parentElement : a).closest(".qc-turn");
-    const turnB = (b.nodeType === Node.TEXT_NODE ? b.parentElement : b).closest(".qc-turn");
+    const range = sel.getRangeAt(0).cloneRange();
+    const turnA = turnOf(range.startContainer);
+    let turnB = turnOf(range.endContainer);
+    if (turnA && turnB && turnA !== turnB) {
+      // A triple-click selects a turn up to the start of the next one: nothing of that one is selected.
+      const rest = range.cloneRange();
+      rest.setStart(turnB.querySelector(".qc-text"), 0);
+      if (!rest.toString()) turnB = turnA;
+    }
     if (!turnA || turnA !== turnB) return turnA || turnB ? { error: "Select words within one turn." } : null;
-    if (!(a.nodeType === Node.TEXT_NODE ? a.parentElement : a).closest(".qc-text")) return null;
-    let start = offsetAt(a, range.startOffset), end = offsetAt(b, range.endOffset);
+    // An edge outside the turn's text (a triple-click or a drag ends in the margin, or starts on the
+    // speaker) is the text's start or end; a selection wholly outside it collapses to nothing.
+    const box = turnA.querySelector(".qc-text");
+    const inside = document.createRange();
+    inside.selectNodeContents(box);
+    if (inside.comparePoint(range.startContainer, range.startOffset) < 0) range.setStart(box, 0);
+    if (inside.comparePoint(range.endContainer, range.endOffset) > 0) range.setEnd(box, box.childNodes.length);
+    if (range.collapsed) return null;
+    let start = offsetAt(range.startContainer, range.startOffset), end = offsetAt(range.endContainer, range.endOffset);
     if (start === null || end === null) return null;
     start = withCRLF(turnA, start); end = withCRLF(turnA, end);
-    const text = sel.toString();
+    const text = range.toString();
     const lead = codePoints(text) - codePoints(text.replace(/^\s+/u, ""));
     const trail = codePoints(text) - codePoints(text.replace(/\s+$/u, ""));
     start += lead; end -= trail;
@@ -198,7 +216,7 @@
     try {
       const data = await post("apply", body);
       remember(code);
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       window.getSelection().removeAllRanges();
       say(data.added ? `Coded ${byId[code] ? byId[code].name : code} (${data.ms} ms)` : "Already coded that way");
     } catch (e) { /* said */ }
@@ -223,6 +241,12 @@
     if (picker && !picker.hidden && !picker.contains(event.target)) closePicker();
   });
 
+  // Datasette closes every open <details> on a click outside it (meant for its menus): keep the
+  // codebook's guidance open as the coder left it while they click and select in the transcript.
+  let keepOpen = [];
+  document.addEventListener("click", () => { keepOpen = Array.from(document.querySelectorAll("details.qc-code[open]")); }, true);
+  document.addEventListener("click", () => { keepOpen.forEach((d) => { d.open = true; }); keepOpen = []; });
+
   // --- clicks -------------------------------------------------------------------------------
   transcript.addEventListener("mouseup", () => {
     setTimeout(() => {
@@ -237,7 +261,7 @@
     if (!sugg) { say("No suggestion on this turn."); return; }
     try {
       const data = await post("suggestion", { suggestion_id: +sugg.dataset.suggestion, accept });
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       say(`${accept ? "Accepted" : "Rejected"} (${data.ms} ms)${data.retraining ? " — retraining the model in the background" : ""}`);
     } catch (e) { /* said */ }
   }
@@ -247,7 +271,7 @@
     if (text === null) return;
     try {
       const data = body.coding_id ? await post("coding-memo", { coding_id: body.coding_id, memo: text }) : await post("memo", { ...body, text });
-      if (data.undo) undoStack.push(data.undo);
+      pushUndo(data.undo);
       say("Memo saved");
       if (!data.segment_id) window.location.reload();
     } catch (e) { /* said */ }
@@ -261,7 +285,7 @@
       const chip = el.closest("[data-coding]");
       try {
         const data = await post("remove", { coding_id: +chip.dataset.coding });
-        if (data.undo) undoStack.push(data.undo);
+        pushUndo(data.undo);
         say("Coding removed (u undoes)");
       } catch (e) { /* said */ }
       return;
@@ -295,18 +319,27 @@
 
   async function undo() {
     const last = undoStack.pop();
+    saveUndo();
     if (!last) { say("Nothing to undo"); return; }
-    try { await post("undo", { undo: last }); say("Undone"); if (!last.segment_id && last.action === "memo") window.location.reload(); }
+    try {
+      const data = await post("undo", { undo: last });
+      say("Undone");
+      if (!data.segment_id && last.action === "memo") window.location.reload();  // a document memo: not in a turn
+    }
     catch (e) { /* said */ }
   }
 
   async function nextUncertain() {
     if (!coder) { say("Sign in to review suggestions.", true); return; }
-    const after = sessionStorage.getItem("qc-last-next") || "";
-    const response = await fetch(api + "next?after=" + encodeURIComponent(after), { credentials: "same-origin" });
-    const data = await response.json();
+    // The ones shown already this session are skipped, so n walks down the queue; at its end, the top again.
+    let seen = [];
+    try { seen = JSON.parse(sessionStorage.getItem("qc-seen") || "[]"); } catch (e) { /* start afresh */ }
+    const ask = async (skip) => (await fetch(api + "next?after=" + encodeURIComponent(skip.join(",")), { credentials: "same-origin" })).json();
+    let data = await ask(seen);
+    if (data.ok && !data.suggestion_id && seen.length) { seen = []; data = await ask(seen); }
     if (!data.ok || !data.suggestion_id) { say("No pending suggestions left."); return; }
-    sessionStorage.setItem("qc-last-next", data.suggestion_id);
+    seen = [...seen, data.suggestion_id].slice(-100);
+    sessionStorage.setItem("qc-seen", JSON.stringify(seen));
     if (data.document_id === root.dataset.document) {
       const turn = transcript.querySelector(`.qc-turn[data-segment="${data.segment_id}"]`);
       focusTurn(turn);
