@@ -147,23 +147,14 @@ async def _matches(db, fts: str, query: str, segment_ids: list[int]) -> dict[int
     columns = await fts_columns(db, fts)
     if "text" not in columns or not segment_ids:
         return {}
-    # One look-up per segment: FTS5 seeks straight to a rowid given with =, while rowid IN (...)
-    # would walk the query's whole match list, which on a large project is most of the index.
-    sql = (f"SELECT highlight([{fts}], {columns.index('text')}, char(57344), char(57345)), s.text "
-           f"FROM [{fts}] JOIN segments s ON s.id = [{fts}].rowid WHERE [{fts}] MATCH ? AND [{fts}].rowid = ?")
-
-    def look_up(conn) -> dict[int, list[tuple[int, int]]]:
-        found = {}
-        for segment_id in segment_ids:
-            row = conn.execute(sql, [query, segment_id]).fetchone()
-            if row is not None:
-                found[segment_id] = marked_ranges(row[0], row[1])
-        return found
-
+    sql = (f"SELECT [{fts}].rowid, highlight([{fts}], {columns.index('text')}, char(57344), char(57345)), s.text "
+           f"FROM [{fts}] JOIN segments s ON s.id = [{fts}].rowid "
+           f"WHERE [{fts}] MATCH :q AND [{fts}].rowid IN (SELECT value FROM json_each(:ids))")
     try:
-        return await db.execute_fn(look_up)
+        rows = await db.execute(sql, {"q": query, "ids": json.dumps(segment_ids)})
     except Exception:  # an invalid query: the page shows Datasette's error; the cards just go unmarked
         return {}
+    return {r[0]: marked_ranges(r[1], r[2]) for r in rows}
 
 
 # --- the layouts ----------------------------------------------------------------------------------
@@ -289,9 +280,12 @@ async def _codebook(datasette, db, database, table, rows) -> list[dict]:
     ids = [i for i in ids if i is not None]
     codes = {r["id"]: dict(r) for r in await db.execute(
         "SELECT * FROM codes WHERE id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(ids)})}
-    counts = {r["code_id"]: r["coded_segments"] for r in await db.execute(
-        "SELECT code_id, coded_segments FROM codebook_tree WHERE code_id IN (SELECT value FROM json_each(:ids))",
-        {"ids": json.dumps(ids)})}
+    if table == "codebook_tree" and all(_get(r, "coded_segments") is not None for r in rows):
+        counts = {_get(r, "code_id"): _get(r, "coded_segments") for r in rows}  # counted once, by the page itself
+    else:
+        counts = {r["code_id"]: r["coded_segments"] for r in await db.execute(
+            "SELECT code_id, coded_segments FROM codebook_tree WHERE code_id IN (SELECT value FROM json_each(:ids))",
+            {"ids": json.dumps(ids)})}
     excerpts = datasette.urls.table(database, "excerpts")
     items = []
     for code_id in ids:
