@@ -1,6 +1,8 @@
 """Datasette's pages for reading: links to the passage in context, reading layouts, forgiving search."""
 
+import csv
 import html
+import io
 import re
 import sqlite3
 from urllib.parse import quote
@@ -102,6 +104,12 @@ async def test_datasette_tables_link_cells_to_the_passage(gold):
     assert re.search(r'<td class="col-seq[^"]*"><a class="qc-context" href="/-/code/[^"#]+#turn-\d+"', excerpts)
     documents = (await ds.client.get("/qualcode/documents?_layout=table")).text
     assert re.search(r'<td class="col-title[^"]*"><a class="qc-context" href="/-/code/cedar-01-superintendent"', documents)
+    db = open_project(ds.databases["qualcode"].path)
+    db["suggestions"].insert({"segment_id": 1, "code_id": "support.coaching", "score": 0.9, "method": "lexicon",
+                              "evidence": "{}", "created_at": "2026-11-23T00:00:00+00:00"})
+    db.close()
+    suggestions = (await ds.client.get("/qualcode/suggestions_to_review")).text
+    assert re.search(r'<td class="col-segment[^"]*"><a class="qc-context" href="/-/code/[^"#]+#turn-1"', suggestions)
     query = (await ds.client.get("/qualcode/excerpts_for_code_at_site?code=support&site=Seacliff+Middle+School")).text
     assert re.search(r'<td class="col-segment[^"]*"><a class="qc-context" href="/-/code/[^"#]+#turn-\d+"', query)
 
@@ -239,6 +247,9 @@ async def test_segment_search_forgives_invalid_syntax(gold, typed, searched):
     assert page.status_code == 200, page.text
     assert "syntax error" not in page.text.split('class="qc-search-note"')[0] and "Invalid SQL" not in page.text
     data = (await ds.client.get("/qualcode/segments.json", params={"_search": typed, "_shape": "objects"})).json()
+    sheet = await ds.client.get("/qualcode/segments.csv", params={"_search": typed, "_size": "max"})
+    assert sheet.status_code == 200
+    assert len(list(csv.reader(io.StringIO(sheet.text)))) == min(data["filtered_table_rows_count"], 1000) + 1
     if searched is None:  # valid FTS5: searched as typed, no note
         assert "qc-search-note" not in page.text
         assert data["filtered_table_rows_count"] == count(path, typed) > 0
