@@ -58,7 +58,7 @@ async def test_any_project_gets_its_own_sites_in_the_matrix(tmp_path, monkeypatc
     assert "<h1>other</h1>" in page and "fictional" not in page
     # The dashboard and the rendered codebook are there although no metadata file is in this folder.
     assert (await ds.client.get("/-/dashboards/findings")).status_code == 200
-    assert "<strong>Definition.</strong>" in (await ds.client.get("/other/codebook_tree")).text
+    assert "<strong>Definition.</strong>" in (await ds.client.get("/other/codebook_tree?_layout=table")).text
 
 
 def test_metadata_and_codebooks_ship_inside_the_package():

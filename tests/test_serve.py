@@ -94,7 +94,7 @@ CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disabl
         ("excerpts", "/qualcode/excerpts?code_id=support.coaching", "Coaching"),
         ("search", "/qualcode/segments?_search=coaching", "coach"),
         ("transcript", "/qualcode/transcript?document=harbor-04-teacher-seacliff", "support.coaching"),
-        ("codebook", "/qualcode/codebook_tree", "<strong>Definition.</strong>"),
+        ("codebook", "/qualcode/codebook_tree", "<strong>Use when:</strong>"),
     ],
 )
 def test_pages_render_in_chromium(server, tmp_path, name, path, expected):
@@ -309,7 +309,7 @@ async def test_codebook_tree_reads_in_codebook_order(gold_datasette):
     children = [r for r in rows if r["lesson_id"] == "support" and r["depth"] == 1]
     assert lesson["coded_segments"] >= max(r["coded_segments"] for r in children) > 0
     assert all(r["code"].startswith("\u2003\u2003└ ") for r in children)
-    page = await gold_datasette.client.get("/qualcode/codebook_tree")
+    page = await gold_datasette.client.get("/qualcode/codebook_tree?_layout=table")  # Datasette's table
     assert "<strong>Not when:</strong>" in page.text and "<blockquote>" in page.text  # Markdown rendered
 
 

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from datasette import Forbidden, hookimpl
 from datasette.utils.asgi import Response
@@ -20,6 +20,7 @@ from datasette.utils.asgi import Response
 from ..db import open_project
 from ..errors import QualcodeError
 from .access import REVEALING, Access
+from . import reading
 
 PLUGIN = "qualcode"  # our section of the metadata's plugins block
 #: How many accepted or rejected suggestions start a retraining in the background.
@@ -110,7 +111,8 @@ def menu_links(datasette, actor):
 
 @hookimpl
 def extra_css_urls(datasette):
-    return [datasette.urls.path("/-/static-plugins/qualcode/workspace.css")]
+    return [datasette.urls.path("/-/static-plugins/qualcode/workspace.css"),
+            datasette.urls.path("/-/static-plugins/qualcode/reading.css")]
 
 
 # --- pages ----------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ async def document(datasette, request):
     codes = [c for c in request.args.getlist("code") if c] or None
     started = time.perf_counter()
     try:
-        page = await ws.read(document_page, request.url_vars["document_id"], visible, context["coder"],
+        page = await ws.read(document_page, unquote(request.url_vars["document_id"]), visible, context["coder"],
                              context["blind"], coders, codes)
     except QualcodeError as e:
         return await _page(datasette, request, "qualcode_error.html", {**context, "message": str(e)}, 404)
@@ -177,7 +179,7 @@ async def compare(datasette, request):
     names = await ws.read(coder_names, None)
     chosen = [c for c in request.args.getlist("coder") if c in names][:4] or [n for n in names][:2]
     try:
-        page = await ws.read(compare_data, request.url_vars["document_id"], chosen)
+        page = await ws.read(compare_data, unquote(request.url_vars["document_id"]), chosen)
     except QualcodeError as e:
         return await _page(datasette, request, "qualcode_error.html", {**context, "message": str(e)}, 404)
     return await _page(datasette, request, "qualcode_compare.html", {**context, **page, "all_coders": names})
@@ -435,11 +437,51 @@ def register_routes():
     ]
 
 
+def _project_name(datasette) -> str | None:
+    try:
+        return workspace(datasette).name
+    except StopIteration:  # no project file served
+        return None
+
+
 @hookimpl
 def extra_template_vars(datasette, request):
-    """`view_in_context(document_id, seq)`: the link from any passage to its turn in the transcript."""
-    def view_in_context(document_id, seq=None) -> str:
-        url = datasette.urls.path("/-/code/" + quote(str(document_id), safe=""))
-        return url + (f"#turn-{int(seq)}" if seq not in (None, "") else "")
+    """Template helpers: `view_in_context(document_id, seq)` links any passage to its turn in the
+    transcript; the reading layouts of Datasette's table pages (see reading.py); and what the
+    forgiving search changed in this request (see search.py)."""
+    from .search import SCOPE_KEY
 
-    return {"view_in_context": view_in_context, "qualcode_query": urlencode}
+    project = _project_name(datasette)
+
+    def view_in_context(document_id, seq=None) -> str:
+        return reading.passage_url(datasette, document_id, seq)
+
+    def reading_layout(database, table) -> str | None:
+        return reading.reading_layout(project, database, table, request)
+
+    def reading_available(database, table) -> bool:
+        return reading.has_layout(project, database, table)
+
+    async def reading_items(database, table, rows, search=None) -> list[dict]:
+        return await reading.reading_items(datasette, database, table, rows, request, search)
+
+    return {"view_in_context": view_in_context, "qualcode_query": urlencode,
+            "qualcode_reading_layout": reading_layout, "qualcode_reading_items": reading_items,
+            "qualcode_reading_available": reading_available,
+            "qualcode_search_forgiven": (request.scope.get(SCOPE_KEY) or []) if request is not None else []}
+
+
+@hookimpl
+def render_cell(datasette, database, table, column, value, row):
+    """In Datasette's tables of the project, passages link to their turn in the transcript."""
+    if database != _project_name(datasette):
+        return None
+    return reading.render_cell(datasette, value, column, table, row)
+
+
+@hookimpl
+def asgi_wrapper(datasette):
+    """Full-text search that falls back to searching word by word instead of failing (see search.py)."""
+    from .search import forgiving_search
+
+    return forgiving_search(datasette)
