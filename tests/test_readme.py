@@ -162,7 +162,7 @@ def _run(args: list[str], runner: CliRunner, input: str | None = None):
     return runner.invoke(cli.cli, args, input=input, catch_exceptions=False)
 
 
-STAGES = {"codebook": ("codebook", "load"), "corpus": ("ingest",), "coded": ("code",)}
+STAGES = {"empty": ("init",), "codebook": ("codebook", "load"), "corpus": ("ingest",), "coded": ("code",)}
 
 
 def _snapshot(source: Path, target: Path) -> None:
@@ -177,7 +177,7 @@ def _snapshot(source: Path, target: Path) -> None:
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
     """The demo project as `make demo-db` builds it, and the stages on the way: after the codebook
-    is loaded (`codebook`), the corpus ingested (`corpus`) and the coders' sheets applied (`coded`)."""
+    is started (`empty`), the codebook loaded (`codebook`), the corpus ingested (`corpus`) and the coders' sheets applied (`coded`)."""
     folder = tmp_path_factory.mktemp("readme-projects")
     demo = folder / "demo.db"
     recipe = demo_recipe()
@@ -208,6 +208,13 @@ def normalise(text: str, folder: Path) -> list[str]:
     for pattern, mask in VOLATILE:
         text = pattern.sub(mask, text)
     return [line.rstrip() for line in text.splitlines()]
+
+
+def _first_difference(expected: list[str], actual: list[str]) -> str:
+    for k, (want, got) in enumerate(zip(expected, actual)):
+        if want != got and not (want.endswith(" ...") and got.startswith(want[:-4])):
+            return f"{k + 1}: {want!r} != {got!r}"
+    return f"lengths {len(expected)} != {len(actual)}"
 
 
 def _trim(lines: list[str]) -> list[str]:
@@ -267,7 +274,8 @@ def test_readme_console_examples(section, projects, tmp_path, monkeypatch):
             actual = _trim(actual)
             assert matches(expected, actual), (
                 f"README line {step.line}: `$ {step.command}` printed (exit {code}):\n"
-                + "\n".join(actual) + "\n--- the README shows:\n" + "\n".join(expected))
+                + "\n".join(actual) + "\n--- the README shows:\n" + "\n".join(expected)
+                + "\n--- first line that differs: " + _first_difference(expected, actual))
             if any(line.startswith("Error:") for line in expected):
                 assert code != 0, f"README line {step.line}: an error that exits with status 0"
 

@@ -1075,7 +1075,7 @@ def accept(coder, code_, min_score, max_score, db_path):
 
     \b
     Example:
-        qualcode accept --coder "Rosa Delgado" --code scaling.improvement-cycles --min-score 0.9
+        qualcode accept --coder "Rosa Delgado" --code scaling.improvement-cycles --min-score 0.3
     """
     _batch_decision(True, coder, code_, min_score, max_score, db_path)
 
