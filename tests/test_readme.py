@@ -218,8 +218,11 @@ def _first_difference(expected: list[str], actual: list[str]) -> str:
 
 
 def _trim(lines: list[str]) -> list[str]:
+    """Without blank lines at either end (the README separates commands with them)."""
     while lines and not lines[-1]:
         lines = lines[:-1]
+    while lines and not lines[0]:
+        lines = lines[1:]
     return lines
 
 
