@@ -15,6 +15,7 @@ In the expected output a line `...` stands for any number of lines, and a line e
 for any line that begins with what comes before it.
 """
 
+import contextlib
 import gc
 import re
 import shlex
@@ -183,8 +184,8 @@ def projects(tmp_path_factory):
     recipe = demo_recipe()
     assert any(c[:2] == ["codebook", "load"] for c in recipe) and any(c[0] == "suggest" for c in recipe)
     runner, stages = CliRunner(), {}
-    with runner.isolated_filesystem(temp_dir=folder):
-        shutil.copytree(ROOT / "corpora", "corpora")
+    shutil.copytree(ROOT / "corpora", folder / "corpora")
+    with contextlib.chdir(folder):
         for args in recipe:
             result = _run([str(demo) if a == "$(DB)" else a for a in args], runner)
             assert result.exit_code == 0, (args, result.output)
