@@ -225,6 +225,22 @@ def _attribute_pairs(ctx, param, values):
     return pairs
 
 
+def attribute_options(fn):
+    """The document attributes `ingest` and `attributes set` both take, named and checked alike."""
+    options = [
+        click.option("--kind", help="interview, focus_group, site_visit, observation or document."),
+        click.option("--site", help="Site (school)."),
+        click.option("--district", help="District."),
+        click.option("--role", help="Participant role, e.g. principal."),
+        click.option("--date", help="Date as YYYY-MM-DD."),
+        click.option("--attribute", "-a", "attributes", multiple=True, callback=_attribute_pairs,
+                     help="Any other attribute, KEY=VALUE (repeatable)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def _code_columns(ctx, param, values):
     columns = []
     for value in values:
@@ -257,12 +273,7 @@ def _file_line(f: FileResult) -> str:
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--manifest", type=click.Path(dir_okay=False), help="CSV of path, title, kind, site, district, role, date, ...")
-@click.option("--kind", help="interview, focus_group, site_visit, observation or document.")
-@click.option("--site", help="Site (school) of every file ingested.")
-@click.option("--district", help="District of every file ingested.")
-@click.option("--role", help="Participant role, e.g. principal.")
-@click.option("--date", help="Date as YYYY-MM-DD.")
-@click.option("--attribute", "-a", "attributes", multiple=True, callback=_attribute_pairs, help="Any other attribute, KEY=VALUE (repeatable).")
+@attribute_options
 @click.option("--segment", type=click.Choice(["auto", "turn", "paragraph", "sentence"]), default="auto", show_default=True,
               help="auto: speaker turns for interviews and focus groups, paragraphs otherwise.")
 @click.option("--replace", is_flag=True, help="Re-ingest files that changed, keeping codings on unchanged segments.")
@@ -350,14 +361,9 @@ def attributes():
 @click.argument("document", required=False)
 @click.option("--manifest", type=click.Path(dir_okay=False), help="A manifest CSV, as for `ingest --manifest`: every row's document.")
 @click.option("--title", help="The document's title.")
-@click.option("--kind", help="interview, focus_group, site_visit, observation or document.")
-@click.option("--site", help="Site (school).")
-@click.option("--district", help="District.")
-@click.option("--role", help="Participant role, e.g. principal.")
-@click.option("--date", help="Date as YYYY-MM-DD.")
-@click.option("--attribute", "-a", "extra", multiple=True, callback=_attribute_pairs, help="Any other attribute, KEY=VALUE (repeatable).")
+@attribute_options
 @db_option
-def attributes_set(document, manifest, title, kind, site, district, role, date, extra, db_path):
+def attributes_set(document, manifest, title, kind, site, district, role, date, attributes, db_path):
     """Set attributes of one ingested DOCUMENT (by id), or of every document a --manifest lists.
 
     Values are checked as ingest checks them; attributes not given (and empty manifest cells)
@@ -371,7 +377,7 @@ def attributes_set(document, manifest, title, kind, site, district, role, date, 
     from .ingest.reattribute import set_attributes, set_manifest_attributes
 
     attrs = {k: v for k, v in dict(title=title, kind=kind, site=site, district=district, role=role, date=date).items() if v}
-    attrs.update(extra)
+    attrs.update(attributes)
     if bool(document) == bool(manifest):
         raise click.UsageError("give one DOCUMENT or a --manifest")
     if document and not attrs:
