@@ -104,6 +104,16 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until the server is idle (done with what it does at start), as it is by the
+        time a coder opens a page."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - before < 0.02:
+                return
+
 
 @contextlib.contextmanager
 def serving(path: Path, *args: str):

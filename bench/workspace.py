@@ -128,7 +128,7 @@ def build(tmp: Path, words: int) -> Path:
         add_memo(db, "Follow up on this in the second interview.", rng.choice(list(CODERS)), segment=str(t["id"]))
     add_memo(db, "Long interview; the second half covers the district's PLC schedule.", "Rosa Delgado", document=DOCUMENT)
     start = time.perf_counter()
-    run = suggest(db)
+    run = suggest(db, min_score=0.1)  # as `qualcode suggest --min-score 0.1`: a page with more to review
     pending = db.execute("SELECT count(*) FROM suggestions x JOIN segments s ON s.id = x.segment_id "
                          "WHERE s.document_id = ? AND x.status = 'pending'", [DOCUMENT]).fetchone()[0]
     words_stored = db.execute("SELECT word_count FROM documents WHERE id = ?", [DOCUMENT]).fetchone()[0]
@@ -276,8 +276,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = build_or_keep(Path(tmp), args.words, args.keep)
         with serving(path) as server:
+            server.settle()
             time_server(server, args.requests)
-            time_browser(server, args.loads)
+            if args.loads:
+                time_browser(server, args.loads)
 
 
 if __name__ == "__main__":
