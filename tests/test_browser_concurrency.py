@@ -214,3 +214,18 @@ def test_two_browser_coders_and_the_cli_write_at_once(corpus_db, tmp_path):
     assert outcome.cli.returncode == 0 and outcome.cli.stderr == "", outcome.cli.stderr
     assert outcome.cli.stdout.strip() == str(DECISIONS)
     assert check(path, outcome) == 3 * DECISIONS
+
+
+def test_serve_keeps_the_workspace_settings_of_a_metadata_file(corpus_db, tmp_path):
+    """`retrain_every` from --metadata reaches the workspace (the test above relies on it); --read still wins."""
+    import shutil
+
+    from .conftest import running_server
+
+    path = tmp_path / "qualcode.db"
+    shutil.copy(corpus_db, path)
+    metadata = tmp_path / "metadata.yml"
+    metadata.write_text("plugins:\n  qualcode:\n    retrain_every: 0\n    read: coders\n", encoding="utf-8")
+    with running_server(path, "--metadata", str(metadata)) as base:
+        served = httpx.get(f"{base}/-/metadata.json").json()
+    assert served["plugins"]["qualcode"] == {"retrain_every": 0, "read": "anyone"}
