@@ -26,3 +26,22 @@ def test_the_codebook_counts_follow_every_write(corpus_db, tmp_path):
     assert counts(reader)["support.coaching"] == before["support.coaching"] + 2
     reader.close()
     other.close()
+
+
+def test_one_retraining_at_a_time(corpus_db, tmp_path):
+    """Decisions while the model retrains start no second retraining alongside it."""
+    from datasette.app import Datasette
+
+    from qualcode.workspace import workspace
+
+    path = tmp_path / "qualcode.db"
+    shutil.copy(corpus_db, path)
+    ws = workspace(Datasette([str(path)], metadata={"plugins": {"qualcode": {"retrain_every": 1}}}))
+    assert ws.maybe_retrain("Ana") is True
+    first = ws.retrainer
+    assert [ws.maybe_retrain("Ana") for _ in range(3)] == [False, False, False]
+    assert ws.retrainer is first
+    first.wait(120)
+    assert first.error is None and first.runs == 1
+    assert ws.maybe_retrain("Ana") is True  # once it has finished, the next decision retrains
+    ws.retrainer.wait(120)

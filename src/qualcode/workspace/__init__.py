@@ -73,6 +73,9 @@ class Workspace:
         self.decisions += 1
         if self.retrain_every <= 0 or self.decisions % self.retrain_every:
             return False
+        running = self.retrainer is not None and self.retrainer.thread is not None and self.retrainer.thread.is_alive()
+        if running:  # one at a time: each new Retrainer used to start alongside the last (four at once, 2 GB)
+            return False
         coders = [coder] if self.access.is_blind(coder) else None
         self.retrainer = Retrainer(self.path, coders=coders)
         return self.retrainer.start()
