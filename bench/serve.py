@@ -11,7 +11,9 @@ full-text searches. Target: median under 100 ms, 95th percentile under 300 ms.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import os
 import random
 import re
 import socket
@@ -91,6 +93,52 @@ def build_or_keep(tmp: Path, segments: int, keep: Path | None) -> Path:
     return path
 
 
+class Server:
+    """A running `qualcode serve`: its base URL, and the CPU time it has used (which, unlike the
+    time a request takes, does not grow when other programs share the machine)."""
+
+    def __init__(self, url: str, process: subprocess.Popen) -> None:
+        self.url, self.process = url, process
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def settle(self, timeout: float = 60) -> None:
+        """Wait until the server is idle (done with what it does at start), as it is by the
+        time a coder opens a page."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.5)
+            if self.cpu_seconds() - before < 0.02:
+                return
+
+
+@contextlib.contextmanager
+def serving(path: Path, *args: str):
+    """A real `qualcode serve` of ``path`` on a free port of 127.0.0.1, yielded once it answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "qualcode", "serve", "--db", str(path), "--port", str(port), *args],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(base + "/-/versions.json", timeout=5).read()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise SystemExit(f"qualcode serve --db {path} exited with status {process.returncode}")
+                time.sleep(0.5)
+        yield Server(base, process)
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def time_pages(base: str, pages: dict[str, tuple[str, list[str]]], requests: int) -> list[float]:
     """Print median and 95th percentile per page; return every time measured."""
     every = []
@@ -125,19 +173,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = build_or_keep(Path(tmp), args.segments, args.keep)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = subprocess.Popen([sys.executable, "-m", "qualcode", "serve", "--db", str(path), "--port", str(port)],
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        base = f"http://127.0.0.1:{port}/{path.stem}"
-        try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(base + ".json", timeout=5).read()
-                    break
-                except OSError:
-                    time.sleep(0.5)
+        with serving(path) as server:
+            base = f"{server.url}/{path.stem}"
             # Pages as a researcher opens them: each table with the facets its metadata
             # configures, excerpts for one code, and searches for words of three frequencies.
             bands = {"common": DOMAIN,                                  # each in ~18% of segments
@@ -159,9 +196,6 @@ def main() -> None:
             print(f"{'all':<26} {statistics.median(every):>9.0f} {statistics.quantiles(every, n=20)[-1]:>7.0f}")
             print("\nDashboard charts (each chart's query through the JSON API, no filter chosen)")
             time_pages(base, dashboard_charts(path), args.requests)
-        finally:
-            server.terminate()
-            server.wait(10)
 
 
 if __name__ == "__main__":

@@ -118,24 +118,34 @@ def running_server(db_path, *args: str, cwd=ROOT):
     import time
     import urllib.request
 
+    import tempfile
+
     port = free_port()
+    # The log goes to a file: a pipe nobody reads fills after a few thousand requests' access
+    # lines, and the server then stops, blocked on writing the next one.
+    log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
         [sys.executable, "-m", "qualcode", "serve", "--db", str(db_path), "--port", str(port), *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
-                break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError(proc.stdout.read().decode() if proc.poll() is not None else "server did not answer")
-            time.sleep(0.3)
     try:
-        yield base
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/-/versions.json", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    proc.wait()
+                    log.seek(0)
+                    raise AssertionError(log.read().decode() or "server did not answer")
+                time.sleep(0.3)
+        try:
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        log.close()

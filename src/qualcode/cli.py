@@ -492,7 +492,10 @@ def serve(host, port, metadata, allow_remote, user, read, db_path):
                                        "— pass --allow-remote if that is what you want")
         click.echo(f"Warning: serving on {host} makes the transcripts reachable from other machines.", err=True)
     data = load_metadata(metadata, db_path)
-    data.setdefault("plugins", {})["qualcode"] = {"read": read}
+    # --read wins; the metadata's other workspace settings (retrain_every) are kept.
+    plugins = data["plugins"] = data.get("plugins") or {}
+    workspace = plugins.get("qualcode")
+    plugins["qualcode"] = {**(workspace if isinstance(workspace, dict) else {}), "read": read}
     if user:
         data = with_password(data, user)
     args = datasette_args(db_path, data, host, port)

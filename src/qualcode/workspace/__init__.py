@@ -14,8 +14,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, unquote, urlencode
 
+import jinja2
 from datasette import Forbidden, hookimpl
 from datasette.utils.asgi import Response
+from markupsafe import Markup
 
 from ..db import open_project
 from ..errors import QualcodeError
@@ -42,6 +44,12 @@ class Workspace:
         self._local = threading.local()
         self.decisions = 0
         self.retrainer = None
+        # The turns are most of a transcript page. Datasette's Jinja environment is async, which
+        # takes twice as long over 1,500 turns, so they are rendered by a plain one, in a reader
+        # thread, from Datasette's own loader (a --template-dir override of the turn still applies).
+        env = jinja2.Environment(loader=datasette.jinja_env.loader, autoescape=True)
+        env.filters.update(datasette.jinja_env.filters)
+        self._turns = env.get_template("_qualcode_turn.html")
 
     def _db(self):
         db = getattr(self._local, "db", None)
@@ -55,12 +63,19 @@ class Workspace:
     async def write(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self._writer, lambda: fn(self._db(), *args))
 
+    async def render_turns(self, turns: list[dict], coder: str | None) -> Markup:
+        return Markup(await asyncio.get_running_loop().run_in_executor(
+            self._reader, lambda: self._turns.render(turns=turns, coder=coder)))
+
     def maybe_retrain(self, coder: str) -> bool:
         """Retrain after every few decisions, in the background; a blind coder's model learns from them only."""
         from ..suggest.review import Retrainer
 
         self.decisions += 1
         if self.retrain_every <= 0 or self.decisions % self.retrain_every:
+            return False
+        running = self.retrainer is not None and self.retrainer.thread is not None and self.retrainer.thread.is_alive()
+        if running:  # one at a time: each new Retrainer used to start alongside the last (four at once, 2 GB)
             return False
         coders = [coder] if self.access.is_blind(coder) else None
         self.retrainer = Retrainer(self.path, coders=coders)
@@ -76,12 +91,18 @@ def workspace(datasette) -> Workspace:
 
 @hookimpl
 def startup(datasette):
-    """Import the suggestion code in the background as the server starts: the first Accept, Reject or n
-    would otherwise wait for scikit-learn to load (about 4 s here)."""
-    import importlib
+    """Import the suggestion machinery (spaCy, scikit-learn) in the background while the server
+    starts: imported on demand, it kept a coder's first accept or reject waiting 3 to 6 s. Then
+    freeze what is loaded so far out of the garbage collector's sight: otherwise every full
+    collection walks those modules' millions of objects, a quarter of a transcript page's time."""
+    def warm() -> None:
+        import gc
+        import importlib
 
-    threading.Thread(target=importlib.import_module, args=("qualcode.suggest.review",), daemon=True,
-                     name="qualcode-warm-up").start()
+        importlib.import_module("qualcode.suggest.review")
+        gc.freeze()
+
+    threading.Thread(target=warm, daemon=True, name="qualcode-warm-up").start()
 
 
 # --- permissions ----------------------------------------------------------------------------------
@@ -163,6 +184,7 @@ async def document(datasette, request):
         return await _page(datasette, request, "qualcode_error.html", {**context, "message": str(e)}, 404)
     if request.url_vars.get("format") == "json":
         return Response.json(_jsonable(page))
+    page["turns_html"] = await ws.render_turns(page["turns"], context["coder"])
     page["server_ms"] = round((time.perf_counter() - started) * 1000)
     return await _page(datasette, request, "qualcode_document.html",
                        {**context, **page, "filter_coders": coders or [], "filter_codes": codes or [],
@@ -265,8 +287,7 @@ async def api(datasette, request):
 
             turn = await ws.read(one_turn, result["segment_id"], ws.access.visible_coders(request.actor), coder,
                                  ws.access.is_blind(coder))
-            result["turn_html"] = await datasette.render_template(
-                "_qualcode_turn.html", {"turn": turn, "coder": coder, "database": ws.name}, request=request)
+            result["turn_html"] = str(await ws.render_turns([turn], coder))
         return Response.json({"ok": True, **result})
     except Refused as e:
         return Response.json({"ok": False, "error": str(e)}, status=e.status)
