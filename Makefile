@@ -55,6 +55,8 @@ bench: install
 	$(BIN)/python bench/suggest.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/agreement.py
+	$(BIN)/python bench/workspace.py
+	$(BIN)/python bench/writes.py
 
 # Refresh constraints.txt from the current virtualenv after changing dependencies.
 lock: install

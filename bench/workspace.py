@@ -222,7 +222,14 @@ JUMP = """async () => {
 
 def time_browser(server, loads: int) -> None:
     base = server.url
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("\nplaywright is not installed (pip install playwright): the browser figures are skipped")
+        return
+    if not Path(CHROMIUM["executable_path"]).exists():
+        print(f"\n{CHROMIUM['executable_path']} is missing (apt-get install chromium): the browser figures are skipped")
+        return
 
     with sync_playwright() as p:
         browser = p.chromium.launch(**CHROMIUM)

@@ -21,11 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import yaml
+import pytest
 
 from qualcode import open_project
 from qualcode.logins import set_login
-from qualcode.publish import METADATA_FILE
 
 DECISIONS = int(os.environ.get("QUALCODE_CONCURRENCY_DECISIONS", "1000"))
 PASSWORDS = {"Ana Browser": "ana-concurrency", "Ben Browser": "ben-concurrency"}
@@ -85,9 +84,8 @@ class Outcome:
     cli: subprocess.CompletedProcess | None = None
 
 
-def prepare(path: Path) -> Path:
-    """Logins for the two browser coders, pending suggestions, and metadata that keeps the server
-    from retraining (a retrain replaces the pending suggestions the coders are about to decide)."""
+def prepare(path: Path) -> None:
+    """Logins for the two browser coders, and pending suggestions to decide."""
     from qualcode.coding import add_coder
     from qualcode.suggest import suggest
 
@@ -98,11 +96,6 @@ def prepare(path: Path) -> Path:
     db.close()
     for name, password in PASSWORDS.items():
         set_login(path, name, password)
-    metadata = yaml.safe_load(METADATA_FILE.read_text(encoding="utf-8"))
-    metadata.setdefault("plugins", {})["qualcode"] = {"retrain_every": 0}
-    out = path.with_name("metadata.yml")
-    out.write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return out
 
 
 def plan(path: Path, decisions: int, seed: int = 5) -> Plan:
@@ -206,9 +199,10 @@ def test_two_browser_coders_and_the_cli_write_at_once(corpus_db, tmp_path):
 
     path = tmp_path / "qualcode.db"
     shutil.copy(corpus_db, path)
-    metadata = prepare(path)
+    prepare(path)
     work = plan(path, DECISIONS)
-    with running_server(path, "--metadata", str(metadata)) as base:
+    # No retraining: a retrain replaces the pending suggestions the coders are about to decide.
+    with running_server(path, "--retrain-every", "0") as base:
         outcome = write_at_once(path, base, work)
     assert outcome.errors == []
     assert outcome.cli.returncode == 0 and outcome.cli.stderr == "", outcome.cli.stderr
@@ -216,8 +210,12 @@ def test_two_browser_coders_and_the_cli_write_at_once(corpus_db, tmp_path):
     assert check(path, outcome) == 3 * DECISIONS
 
 
-def test_serve_keeps_the_workspace_settings_of_a_metadata_file(corpus_db, tmp_path):
-    """`retrain_every` from --metadata reaches the workspace (the test above relies on it); --read still wins."""
+@pytest.mark.parametrize("args, settings", [
+    ([], {"retrain_every": 0, "read": "anyone"}),
+    (["--retrain-every", "3"], {"retrain_every": 3, "read": "anyone"}),
+])
+def test_serve_takes_workspace_settings_from_the_metadata_and_options(corpus_db, tmp_path, args, settings):
+    """`retrain_every` from --metadata reaches the workspace; --retrain-every and --read win over it."""
     import shutil
 
     from .conftest import running_server
@@ -226,6 +224,16 @@ def test_serve_keeps_the_workspace_settings_of_a_metadata_file(corpus_db, tmp_pa
     shutil.copy(corpus_db, path)
     metadata = tmp_path / "metadata.yml"
     metadata.write_text("plugins:\n  qualcode:\n    retrain_every: 0\n    read: coders\n", encoding="utf-8")
-    with running_server(path, "--metadata", str(metadata)) as base:
+    with running_server(path, "--metadata", str(metadata), *args) as base:
         served = httpx.get(f"{base}/-/metadata.json").json()
-    assert served["plugins"]["qualcode"] == {"retrain_every": 0, "read": "anyone"}
+    assert served["plugins"]["qualcode"] == settings
+
+
+def test_serve_refuses_a_negative_retrain_every(corpus_db):
+    from click.testing import CliRunner
+
+    from qualcode import cli
+
+    result = CliRunner().invoke(cli.cli, ["serve", "--db", str(corpus_db), "--retrain-every", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--retrain-every': -1 is not in the range x>=0" in result.output

@@ -473,8 +473,11 @@ def status(db_path):
 @click.option("--user", help="Require this user's password (hash in QUALCODE_PASSWORD_HASH) for every page.")
 @click.option("--read", type=click.Choice(["anyone", "coders"]), default="anyone", show_default=True,
               help="Who may read the project: anyone who reaches the server, or only coders signed in to the workspace.")
+@click.option("--retrain-every", type=click.IntRange(min=0), metavar="N",
+              help="Retrain suggestions in the background after every N decisions in the browser (default 10; 0: never, "
+                   "as on projects of hundreds of thousands of segments, where `qualcode suggest` is run apart).")
 @db_option
-def serve(host, port, metadata, allow_remote, user, read, db_path):
+def serve(host, port, metadata, allow_remote, user, read, retrain_every, db_path):
     """Browse the project in Datasette, on 127.0.0.1 by default.
 
     \b
@@ -492,10 +495,12 @@ def serve(host, port, metadata, allow_remote, user, read, db_path):
                                        "— pass --allow-remote if that is what you want")
         click.echo(f"Warning: serving on {host} makes the transcripts reachable from other machines.", err=True)
     data = load_metadata(metadata, db_path)
-    # --read wins; the metadata's other workspace settings (retrain_every) are kept.
+    # The options win over the metadata's workspace settings, which are otherwise kept.
     plugins = data["plugins"] = data.get("plugins") or {}
     workspace = plugins.get("qualcode")
-    plugins["qualcode"] = {**(workspace if isinstance(workspace, dict) else {}), "read": read}
+    workspace = plugins["qualcode"] = {**(workspace if isinstance(workspace, dict) else {}), "read": read}
+    if retrain_every is not None:
+        workspace["retrain_every"] = retrain_every
     if user:
         data = with_password(data, user)
     args = datasette_args(db_path, data, host, port)
