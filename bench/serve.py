@@ -82,13 +82,15 @@ def build(tmp: Path, segments: int) -> Path:
     return path
 
 
-def build_or_keep(tmp: Path, segments: int, keep: Path | None) -> Path:
-    """The project at ``keep`` if it exists; else a new build, moved to ``keep`` when given."""
+def build_or_keep(tmp: Path, size: int, keep: Path | None, builder=None, companions: tuple[str, ...] = ()) -> Path:
+    """The project at ``keep`` if it exists; else a new build (this file's ``build`` unless another
+    ``builder`` is given), moved to ``keep`` with its ``companions`` (e.g. ``.logins``) when given."""
     if keep and keep.exists():
         return keep
-    path = build(tmp, segments)
+    path = (builder or build)(tmp, size)
     if keep:
-        shutil.move(path, keep)
+        for suffix in ("", *companions):
+            shutil.move(f"{path}{suffix}", f"{keep}{suffix}")
         return keep
     return path
 

@@ -21,7 +21,6 @@ import argparse
 import os
 import random
 import re
-import shutil
 import statistics
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-from serve import ROOT, serving  # bench/serve.py, next to this file
+from serve import ROOT, build_or_keep, serving  # bench/serve.py, next to this file
 
 from qualcode import open_project
 from qualcode.codebook import load_codebook, sync_codebook
@@ -138,17 +137,6 @@ def build(tmp: Path, words: int) -> Path:
     db.close()
     for coder, password in CODERS.items():
         set_login(path, coder, password)
-    return path
-
-
-def build_or_keep(tmp: Path, words: int, keep: Path | None) -> Path:
-    if keep and keep.exists():
-        return keep
-    path = build(tmp, words)
-    if keep:
-        for suffix in ("", ".logins"):
-            shutil.move(f"{path}{suffix}", f"{keep}{suffix}")
-        return keep
     return path
 
 
@@ -281,7 +269,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, metavar="PATH", help="build the project at PATH once and reuse it")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_or_keep(Path(tmp), args.words, args.keep)
+        path = build_or_keep(Path(tmp), args.words, args.keep, builder=build, companions=(".logins",))
         with serving(path) as server:
             server.settle()
             time_server(server, args.requests)
