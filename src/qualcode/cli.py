@@ -6,6 +6,7 @@ library. Every :class:`QualcodeError` becomes one line on stderr and exit 1.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -226,7 +227,8 @@ def _attribute_pairs(ctx, param, values):
 
 
 def attribute_options(fn):
-    """The document attributes `ingest` and `attributes set` both take, named and checked alike."""
+    """The document attributes `ingest` and `attributes set` both take, named and checked alike,
+    handed to the command as one ``attributes`` dict of the values given."""
     options = [
         click.option("--kind", help="interview, focus_group, site_visit, observation or document."),
         click.option("--site", help="Site (school)."),
@@ -236,9 +238,15 @@ def attribute_options(fn):
         click.option("--attribute", "-a", "attributes", multiple=True, callback=_attribute_pairs,
                      help="Any other attribute, KEY=VALUE (repeatable)."),
     ]
+
+    @functools.wraps(fn)
+    def given(*args, kind, site, district, role, date, attributes, **kwargs):
+        named = {k: v for k, v in dict(kind=kind, site=site, district=district, role=role, date=date).items() if v}
+        return fn(*args, attributes={**named, **dict(attributes)}, **kwargs)
+
     for option in reversed(options):
-        fn = option(fn)
-    return fn
+        given = option(given)
+    return given
 
 
 def _code_columns(ctx, param, values):
@@ -291,7 +299,7 @@ def _file_line(f: FileResult) -> str:
 @click.option("--csv-dialect", type=click.Choice(["rfc4180", "semicolon", "tab", "backslash"]), default="rfc4180",
               show_default=True, help="CSV spreadsheets: comma with \"\" inside quotes (RFC 4180), ';', tabs, or \\\" inside quotes.")
 @db_option
-def ingest(paths, manifest, kind, site, district, role, date, attributes, segment, replace, strict, text_column,
+def ingest(paths, manifest, attributes, segment, replace, strict, text_column,
            document_column, speaker_column, time_column, order_column, code_column, coder, code_separator, sheet,
            create_codes, csv_dialect, db_path):
     """Ingest transcripts and notes (files or folders, recursively).
@@ -309,10 +317,8 @@ def ingest(paths, manifest, kind, site, district, role, date, attributes, segmen
     """
     if not paths and not manifest:
         raise click.UsageError("give files or folders to ingest, or a --manifest")
-    attrs = {k: v for k, v in dict(kind=kind, site=site, district=district, role=role, date=date).items() if v}
-    attrs.update(attributes)
     options = IngestOptions(
-        manifest=manifest, attributes=attrs, segment=segment, replace=replace, strict=strict,
+        manifest=manifest, attributes=attributes, segment=segment, replace=replace, strict=strict,
         table=TableMapping(text=text_column, document=document_column, speaker=speaker_column, time=time_column,
                            order=order_column, codes=code_column, coder=coder, separator=code_separator, sheet=sheet,
                            csv_dialect=csv_dialect),
@@ -363,7 +369,7 @@ def attributes():
 @click.option("--title", help="The document's title.")
 @attribute_options
 @db_option
-def attributes_set(document, manifest, title, kind, site, district, role, date, attributes, db_path):
+def attributes_set(document, manifest, title, attributes, db_path):
     """Set attributes of one ingested DOCUMENT (by id), or of every document a --manifest lists.
 
     Values are checked as ingest checks them; attributes not given (and empty manifest cells)
@@ -376,8 +382,7 @@ def attributes_set(document, manifest, title, kind, site, district, role, date, 
     """
     from .ingest.reattribute import set_attributes, set_manifest_attributes
 
-    attrs = {k: v for k, v in dict(title=title, kind=kind, site=site, district=district, role=role, date=date).items() if v}
-    attrs.update(attributes)
+    attrs = {**({"title": title} if title else {}), **attributes}
     if bool(document) == bool(manifest):
         raise click.UsageError("give one DOCUMENT or a --manifest")
     if document and not attrs:

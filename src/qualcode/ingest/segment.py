@@ -130,10 +130,6 @@ def paragraphs(text: str, start: int = 0, end: int | None = None, markdown: bool
     return out
 
 
-def count_labels(text: str) -> int:
-    return len(find_labels(text))
-
-
 def speaker_turns(text: str, markdown: bool = False) -> list[Segment]:
     """One segment per speaker turn, with the label's time if it has one; unlabelled paragraphs
     continue the turn.
