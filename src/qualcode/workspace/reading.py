@@ -12,17 +12,17 @@ transcript. Everything shown is escaped here or by the templates' autoescaping; 
 from __future__ import annotations
 
 import json
-import re
 from urllib.parse import quote, urlencode
 
 from markupsafe import Markup, escape
+
+from .render import DEFAULT_COLOUR, colour
 
 #: Table → reading layout (the template ``_qualcode_reading_<layout>.html``).
 LAYOUTS = {"excerpts": "excerpts", "documents": "documents", "segments": "segments",
            "codes": "codebook", "codebook_tree": "codebook"}
 #: Where FTS5's highlight() marks a match; private-use characters no transcript should hold.
 _OPEN, _CLOSE = "\ue000", "\ue001"
-_COLOR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 #: How much of a document's text its card shows.
 OPENING_CHARS = 280
 #: A search result longer than this shows the words around its matches, not the whole turn.
@@ -212,15 +212,14 @@ async def _excerpts(datasette, db, fts, rows, query) -> list[dict]:
         ranges = await _matches(db, fts, query, ids)
         starts = {r["id"]: r["start_char"] for r in await db.execute(
             "SELECT id, start_char FROM segments WHERE id IN (SELECT value FROM json_each(:ids))", {"ids": json.dumps(ids)})}
-    colors = {r["id"]: r["color"] for r in await db.execute("SELECT id, color FROM codes")
-              if _COLOR.match(r["color"] or "")}
+    colors = {r["id"]: colour(r["color"]) for r in await db.execute("SELECT id, color FROM codes")}
     items = []
     for r in rows:
         text = r.get("text") or ""
         shift = (r.get("start_char") or 0) - starts.get(r.get("segment_id"), r.get("start_char") or 0)
         marks = [(a - shift, b - shift) for a, b in ranges.get(r.get("segment_id"), [])]
         document = r.get("document_id")
-        items.append({**r, "text": highlight(text, marks), "color": colors.get(r.get("code_id"), "#888888"),
+        items.append({**r, "text": highlight(text, marks), "color": colors.get(r.get("code_id"), DEFAULT_COLOUR),
                       "context_url": passage_url(datasette, document, r.get("seq")) if document is not None else None,
                       "document_url": passage_url(datasette, document) if document is not None else None,
                       "facts": [f for f in (r.get("site"), r.get("role"), r.get("date")) if f]})
@@ -294,7 +293,7 @@ async def _codebook(datasette, db, database, table, rows) -> list[dict]:
             continue
         depth = k.get("depth") or 0
         items.append({**k, "depth": depth, "examples": _json_list(k.get("examples")), "terms": _json_list(k.get("terms")),
-                      "color": k.get("color") if _COLOR.match(k.get("color") or "") else "#888888",
+                      "color": colour(k.get("color")),
                       "count": counts.get(code_id, 0),
                       "excerpts_url": excerpts + "?" + urlencode({"lesson_id" if depth == 0 else "code_id": code_id})})
     return items

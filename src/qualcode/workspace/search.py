@@ -80,10 +80,9 @@ async def _targets(datasette, database: str, name: str, args: list[tuple[str, st
     """(parameter, FTS table, raw?) for each full-text query this request carries."""
     queries = datasette.metadata("queries", database=database) or {}
     query = queries.get(name)
-    if isinstance(query, dict) and isinstance(query.get("sql"), str):
-        return [(param, fts, True) for fts, param in _MATCH_PARAM.findall(query["sql"])]
-    if isinstance(query, str):
-        return [(param, fts, True) for fts, param in _MATCH_PARAM.findall(query)]
+    sql = query.get("sql") if isinstance(query, dict) else query  # a canned query, in either form
+    if isinstance(sql, str):
+        return [(param, fts, True) for fts, param in _MATCH_PARAM.findall(sql)]
     keys = {key for key, _ in args if key.startswith("_search") and key != "_searchmode"}
     if not keys:
         return []
