@@ -120,10 +120,7 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseud
             WHERE {' AND '.join(clauses)} ORDER BY d.date, s.document_id, s.seq""", params))
     codes = [r["id"] for r in db.query("SELECT id FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order")]
     if filters.codes:
-        from .coding import find_code
-
-        wanted = {find_code(db, c, allow_archived=True) for c in filters.codes}
-        codes = [c for c in codes if c in wanted or any(c.startswith(w + ".") for w in wanted)]
+        codes = list(filter(codes_in_scope(db, filters), codes))
     coder_sql, coder_params = "", []
     if filters.coders:
         from .coding import find_coder
@@ -146,6 +143,15 @@ def code_matrix(db: sqlite_utils.Database, filters: Filters | None = None, pseud
         alias = Pseudonymiser.for_project(db)
         rows = [alias.walk(row) for row in rows]
     return rows
+
+
+def codes_in_scope(db: sqlite_utils.Database, filters: Filters):
+    """Whether a code id falls under the codes ``filters`` names (a lesson means its sub-codes);
+    every code does when none are named."""
+    from .coding import find_code
+
+    wanted = {find_code(db, c, allow_archived=True) for c in filters.codes}
+    return lambda code_id: not wanted or any(code_id == w or code_id.startswith(w + ".") for w in wanted)
 
 
 # --- writers -------------------------------------------------------------------------------------
@@ -258,13 +264,10 @@ def build_report(db: sqlite_utils.Database, filters: Filters | None = None, cap:
     """A chapter per lesson, a section per sub-code: definition, counts, and quoted excerpts.
     A code with no excerpts gets no section: the codes in scope (all, or those ``filters.codes``
     names) that have none are listed together in ``Report.unused``, so an empty code is still seen."""
-    from .coding import find_code
-
     filters = with_default_coders(db, filters)
     rows = quote_rows(db, filters)  # pseudonymised with the rest of the report, below
     codes = list(db.query("SELECT * FROM codes WHERE archived = 0 ORDER BY codebook_id, sort_order"))
-    wanted = {find_code(db, c, allow_archived=True) for c in filters.codes}
-    in_scope = lambda code_id: not wanted or any(code_id == w or code_id.startswith(w + ".") for w in wanted)
+    in_scope = codes_in_scope(db, filters)
     seen, by_code = set(), defaultdict(list)
     for r in rows:  # one quote per segment (or span) and code, however many coders applied it
         key = (r["code_id"], r["document_id"], r["segment"], r["start_char"], r["end_char"])
