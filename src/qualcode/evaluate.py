@@ -62,12 +62,12 @@ def _fold(data, codes, train_rows, test_rows, estimator):
     test_data = data.subset(test_rows)
     suggester = train(train_data, codes, estimator)
     combined, P, L, _, _ = suggester.score(test_data.items)
-    predictions = {"lexicon": suggester.decide(L * suggester.scope_mask(test_data.items), min_score=0.5)}
-    if suggester.featurizer is not None:
-        predictions["combined"] = suggester.decide(combined)
-        predictions["model"] = suggester.decide(P * suggester.scope_mask(test_data.items))
+    predictions = {"lexicon": L >= 0.5}
+    if suggester.model is not None:
+        predictions["combined"] = combined >= suggester.thresholds
+        predictions["model"] = P >= suggester.model.thresholds
     else:
-        predictions["combined"] = predictions["model"] = predictions["lexicon"]
+        predictions["combined"] = predictions["model"] = L >= 0.5
     keep = train_data.labelled
     texts = [it.text for it, k in zip(train_data.items, keep) if k]
     for name, balanced in (("baseline", False), ("baseline_balanced", True)):
