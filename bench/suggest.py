@@ -51,10 +51,11 @@ def quality(tmp: Path) -> None:
 
 
 def synthetic_sheet(path: Path, rows: int, rng: random.Random) -> None:
-    """Sentences with five mutually exclusive codes (two rare, 2% each) and 70% uncoded rows; the cue
+    """Sentences with ten mutually exclusive codes (two rare, 2% each) and 53% uncoded rows; the cue
     words are noisy, so the task is learnable but far from perfect."""
     vocabulary = [f"word{i}" for i in range(5000)]
-    codes = {"praise": 0.10, "question": 0.08, "instruction": 0.08, "feedback_rare": 0.02, "redirect_rare": 0.02}
+    codes = {"praise": 0.08, "question": 0.07, "instruction": 0.07, "feedback": 0.05, "checking": 0.05,
+             "modelling": 0.04, "encouragement": 0.04, "summary": 0.03, "feedback_rare": 0.02, "redirect_rare": 0.02}
     cues = {c: [f"{c.split('_')[0]}{i}" for i in range(30)] for c in codes}
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -74,7 +75,7 @@ def synthetic_sheet(path: Path, rows: int, rng: random.Random) -> None:
             writer.writerow([f"class{i // 400:04d}", i % 400, rng.choice(["T", "S1", "S2"]), " ".join(words), code])
 
 
-def speed(tmp: Path, rows: int) -> None:
+def speed(tmp: Path, rows: int, evaluate_too: bool = False) -> None:
     rng = random.Random(7)
     sheet = tmp / "coded.csv"
     synthetic_sheet(sheet, rows, rng)
@@ -92,12 +93,17 @@ def speed(tmp: Path, rows: int) -> None:
     start = time.perf_counter()
     suggester = train(data, codes)
     print(f"train: {len(data.items):,} segments in {time.perf_counter() - start:.1f} s "
-          f"(estimator {suggester.model._kind(len(data.items))}, out-of-fold macro-F1 {suggester.oof_metrics['macro_f1']:.3f})")
+          f"(estimator {suggester.model._kind(len(data.items))}, train_seconds {suggester.train_seconds:.1f}, out-of-fold macro-F1 {suggester.oof_metrics['macro_f1']:.3f})")
     sample = data.items[:20000]
     start = time.perf_counter()
     combined, *_ = suggester.score(sample)
     elapsed = time.perf_counter() - start
     print(f"score: {len(sample):,} segments in {elapsed:.2f} s = {len(sample) / elapsed:,.0f} segments/s")
+    import resource
+
+    print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+    if not evaluate_too:
+        return
     start = time.perf_counter()
     held = evaluate(db, folds=2)
     print(f"evaluate (2 grouped folds, all methods): {time.perf_counter() - start:.1f} s; "
@@ -110,11 +116,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--evaluate", action="store_true", help="also time a 2-fold evaluate at --rows")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_quality:
             quality(Path(tmp))
-        speed(Path(tmp), args.rows)
+        speed(Path(tmp), args.rows, args.evaluate)
 
 
 if __name__ == "__main__":

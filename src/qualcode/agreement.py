@@ -275,10 +275,47 @@ class Report:
                 "figures": [asdict(f) for f in self.figures], "pooled": asdict(self.pooled)}
 
 
+#: The name the model goes by when it is compared as a coder.
+MODEL = "model (held-out)"
+
+
+def model_units(db: sqlite_utils.Database, coder: str, level: str = "code", codes: list[str] | None = None) -> Units:
+    """One human coder and the model's held-out decisions on the documents that coder coded."""
+    from .evaluate import held_out_decisions
+
+    ids = {coder: find_coder(db, coder)}
+    human = units(db, ids, level, codes)
+    decisions = held_out_decisions(db, human.documents)
+    lesson = dict(db.execute("SELECT id, lesson_id FROM codes").fetchall())
+    col = {c: j for j, c in enumerate(human.codes)}
+    marks = np.zeros((len(human.segments), len(human.codes), 2), dtype=bool)
+    marks[:, :, 0] = human.marks[:, :, 0]
+    for i, segment in enumerate(human.segments):
+        for code in decisions.get(segment, ()):
+            for key in {code, lesson.get(code, code)}:
+                if key in col:
+                    marks[i, col[key], 1] = True
+    return Units(human.documents, human.segments, human.codes, [coder, MODEL], marks)
+
+
 def agreement(db: sqlite_utils.Database, coders: list[str] | None = None, level: str = "code",
-              codes: list[str] | None = None, min_positives: int = MIN_POSITIVES) -> Report:
+              codes: list[str] | None = None, min_positives: int = MIN_POSITIVES, model: bool = False) -> Report:
     """Agreement per code of one level (sub-codes, or lessons with their sub-codes rolled up)
-    and pooled over those codes, each (segment, code) pair a unit."""
+    and pooled over those codes, each (segment, code) pair a unit.
+
+    ``model``: compare one human coder with the model's held-out predictions, so a team reads
+    the suggestions' reliability in the same terms as its own."""
+    if model:
+        if not coders or len(coders) != 1:
+            raise CodingError("name the one coder to compare with the model",
+                              hint='e.g. qualcode agreement --model --coders "Rosa Delgado"')
+        u = model_units(db, coders[0], level, codes)
+        if not u.documents:
+            raise CodingError(f"{coders[0]} has not coded any document", hint="see `qualcode coder list`")
+        figures = [figure(code_id, u.marks[:, j, :], u.coders, len(u.documents), min_positives)
+                   for j, code_id in enumerate(u.codes)]
+        pooled = figure("(pooled)", u.marks.reshape(-1, 2), u.coders, len(u.documents), min_positives)
+        return Report(u.coders, level, u.documents, len(u.segments), figures, pooled)
     ids = coder_ids(db, coders)
     u = units(db, ids, level, codes)
     if not u.documents:

@@ -964,26 +964,36 @@ def export_memos(out, coders, pseudonymise, db_path):
 @cli.command()
 @click.option("--code", "codes", multiple=True, help="Only these codes (a lesson means its sub-codes).")
 @click.option("--document", "documents", multiple=True, help="Only segments of these documents.")
+@click.option("--where", "-w", multiple=True, callback=_where_pairs,
+              help="Only segments of documents with ATTRIBUTE=VALUE, e.g. site=\"Bayview Elementary\" (repeatable).")
 @click.option("--coder", "coders", multiple=True, help="Train only on these coders' codings.")
-@click.option("--min-score", default=0.2, show_default=True, type=float, help="Keep suggestions scoring at least this.")
+@click.option("--precision", type=float,
+              help="Suggest a code only from the score where its held-out precision reaches this, e.g. 0.8.")
+@click.option("--min-score", type=float,
+              help="Keep every suggestion scoring at least this, instead of each code's operating point.")
 @db_option
-def suggest(codes, documents, coders, min_score, db_path):
+def suggest(codes, documents, where, coders, precision, min_score, db_path):
     """Suggest codes for segments, with a score and the evidence behind each.
 
     Uses the codebook's terms and examples from the start, and a model trained
-    on the project's codings (and rejections) once there are some.
+    on the project's codings (and rejections) once there are some. A score is
+    a calibrated probability; by default a code is suggested where the model
+    itself decides it applies, its operating point chosen on held-out documents.
 
     \b
-    Example:
-        qualcode suggest --document lakemont-04-coach-northside
+    Examples:
+        qualcode suggest -w site="Northside Middle"
+        qualcode suggest --precision 0.8
     """
     from .suggest import suggest as run
 
-    r = run(_open(db_path), list(codes), list(documents), list(coders), min_score)
+    r = run(_open(db_path), list(codes), list(documents), list(coders), min_score, where=where or None,
+            precision=precision)
     macro = r.metrics.get("macro_f1")
-    click.echo(f"Model run {r.model_run_id} ({r.method}, trained on {_n(r.training_size, 'segment')}"
-               + (f", out-of-fold macro-F1 {macro:.3f}" if macro is not None else "")
-               + f"): {_n(r.suggestions, 'suggestion')} for {_n(r.segments, 'segment')} in {r.seconds:.1f} s")
+    click.echo(f"Model run {r.model_run_id} ({r.method}, trained on {_n(r.training_size, 'segment')} in "
+               f"{r.train_seconds:.1f} s" + (f", out-of-fold macro-F1 {macro:.3f}" if macro is not None else "")
+               + f"): {_n(r.suggestions, 'suggestion')} for {_n(r.segments, 'segment')} in {r.seconds:.1f} s; "
+               f"operating point: {r.operating_point}")
 
 
 def _highlight(text: str, terms: list[str]) -> str:
@@ -1121,21 +1131,37 @@ def reject(coder, code_, min_score, max_score, db_path):
 @click.option("--coder", "coders", multiple=True, help="The human coder(s) to measure against (default: all).")
 @click.option("--code", "codes", multiple=True, help="Only these codes.")
 @click.option("--estimator", type=click.Choice(["auto", "logreg", "sgd"]), default="auto", show_default=True)
+@click.option("--precision", type=float, help="Measure at the precision-first operating point (see `suggest --precision`).")
+@click.option("--predictions", "predictions_path", type=click.Path(dir_okay=False),
+              help="Write every held-out decision (segment, set, predicted code, score, coded) to this CSV.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @db_option
-def evaluate(folds, test_where, coders, codes, estimator, fmt, db_path):
+def evaluate(folds, test_where, coders, codes, estimator, precision, predictions_path, fmt, db_path):
     """Measure suggestions against human coders on documents the model never saw.
 
     \b
     Examples:
         qualcode evaluate --coder "Rosa Delgado"
-        qualcode evaluate --test-where split=test --format json
+        qualcode evaluate --test-where split=test --predictions held-out.csv
     """
-    from .evaluate import evaluate as run
-    from .evaluate import format_table
+    import csv
 
-    result = run(_open(db_path), list(codes), list(coders), folds, test_where or None, estimator)
+    from .evaluate import PREDICTION_COLUMNS, format_table
+    from .evaluate import evaluate as run
+
+    if precision is not None and not 0 < precision < 1:
+        raise click.BadParameter(f"must be between 0 and 1, not {precision:g}", param_hint="--precision")
+    result = run(_open(db_path), list(codes), list(coders), folds, test_where or None, estimator, precision,
+                 keep_predictions=bool(predictions_path))
+    if predictions_path:
+        predictions = result.pop("predictions")
+        with open(predictions_path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, PREDICTION_COLUMNS)
+            writer.writeheader()
+            writer.writerows(predictions)
     click.echo(json.dumps(result, indent=2) if fmt == "json" else format_table(result))
+    if predictions_path:
+        click.echo(f"Wrote {_n(len(predictions), 'held-out decision')} to {predictions_path}", err=fmt == "json")
 
 
 @cli.command()
@@ -1258,9 +1284,11 @@ def _names(ctx, param, value):
               help="Sub-codes, or lessons with their sub-codes rolled up.")
 @click.option("--code", "codes", multiple=True, help="Only these codes.")
 @click.option("--min-positives", default=10, show_default=True, help="Warn below this many positive units.")
+@click.option("--model", is_flag=True,
+              help="Compare one coder with the model's held-out predictions (each document scored by a model that never saw it).")
 @FORMAT
 @db_option
-def agreement(coders, level, codes, min_positives, fmt, db_path):
+def agreement(coders, level, codes, min_positives, model, fmt, db_path):
     """Inter-coder agreement per code and pooled: percent, positive, kappa, alpha, overlap.
 
     The unit is a segment in a document every coder coded; see the README for
@@ -1269,10 +1297,11 @@ def agreement(coders, level, codes, min_positives, fmt, db_path):
     \b
     Example:
         qualcode agreement --coders "Rosa Delgado,Sam Okonjo" --level lesson
+        qualcode agreement --model --coders "Rosa Delgado"
     """
     from .agreement import COLUMNS, agreement as run, rows
 
-    report = run(_open(db_path), coders, level, list(codes), min_positives)
+    report = run(_open(db_path), coders, level, list(codes), min_positives, model)
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return

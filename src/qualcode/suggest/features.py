@@ -1,12 +1,18 @@
-"""Turning segments into sparse feature vectors, fast.
+"""Turning segments into sparse feature vectors, fast, and explaining them in words.
 
 scikit-learn's TfidfVectorizer re-tokenises every word of every segment in
 Python and builds character n-grams afresh each time; here each distinct word
 is analysed once and cached (word unigram plus its character n-grams), so the
 per-token cost is one dict lookup. That is what lets scoring run at tens of
-thousands of segments a second. Word bigrams, the previous segment (a turn
-often only makes sense after the question before it) and the speaker's role
-are separate feature blocks.
+thousands of segments a second.
+
+A coder reads more than words, so the features do too: question marks and
+sentence-final punctuation, negation, quoted speech and numbers are tokens of
+their own, and a turn is read in its conversation — who speaks (the speaker's
+role), whether the speaker changed, whether the turn answers a question, and
+how much of the previous speaker's turn it repeats (exactly, in part, or with
+words added). A linear model over the words of two turns cannot see "this
+repeats what was just said"; an overlap feature can.
 """
 
 from __future__ import annotations
@@ -17,15 +23,41 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?")
+WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[?!]")
+QUOTED = re.compile(r"[\"“][^\"“”]{3,}[\"”]|(?:^|\s)'[^']{3,}'(?=[\s,.?!]|$)")
+NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
+    "thousand half third quarter percent".split())
+NEGATIONS = frozenset("not no never nobody nothing none neither nor cannot without".split())
+STOP = frozenset(
+    "a an the and or but so of to in on at for with by from as is are was were be been it its this that these "
+    "those i you he she we they me him her us them my your our their what which who do does did have has had "
+    "just like really very um uh yeah yes ok okay well there here about into than then".split())
 
-# Block weights, chosen by grouped cross-validation on the sample corpus (average
-# precision over the 17 sub-codes): the codebook similarity block helps most
-# (0.389 -> 0.444 at weight 3), the previous turn is neutral at 0.2 and costs
-# precision at 0.5, the document role overfits at full weight.
+# Block weights. The text blocks were chosen by grouped cross-validation on the
+# lessons corpus (the codebook similarity block helps most at weight 3, the
+# previous turn costs precision above 0.2); the conversation block was chosen
+# on the facilitation corpus, where it decides most moves.
 PREVIOUS_WEIGHT = 0.2
 ROLE_WEIGHT = 0.3
+CONTEXT_WEIGHT = 1.0
 PROTOTYPE_WEIGHT = 3.0
+
+#: The conversation features, in column order, and how evidence names them.
+CONTEXT = {
+    "first turn": "the first turn of the document",
+    "speaker changed": "a new speaker",
+    "same speaker": "the same speaker goes on",
+    "answers a question": "follows a question",
+    "names the previous speaker": "names the previous speaker",
+    "repeats exactly": "repeats the previous speaker's turn",
+    "repeats in part": "repeats a phrase of the previous speaker's turn",
+    "repeats words, adds more": "repeats the previous speaker's words and adds more",
+    "shares some words": "shares words with the previous speaker's turn",
+    "shares no words": "shares no words with the previous speaker's turn",
+    "repeated share": "words of the previous speaker's turn repeated",
+    "short turn": "a short turn",
+}
 
 
 @dataclass
@@ -37,10 +69,80 @@ class Item:
     seq: int = 0
     role: str = ""  # the document's participant role
     interviewer: bool = False  # spoken by the interviewer or facilitator
+    speaker: str = ""
+    speaker_role: str = ""
+
+
+def tokens(text: str) -> list[str]:
+    return WORD.findall(text.lower())
+
+
+def signals(text: str, words: list[str]) -> list[str]:
+    """What a coder reads besides the words: how the turn ends, negation, quotes, numbers, its opening."""
+    out = []
+    end = text.rstrip()[-1:] if text.strip() else ""
+    out.append({"?": "s:ends with ?", "!": "s:ends with !", ".": "s:ends with ."}.get(end, "s:no final stop"))
+    if "?" in words:
+        out.append("s:asks")
+    if any(w in NEGATIONS or w.endswith(("n't", "n’t")) for w in words):
+        out.append("s:negation")
+    if QUOTED.search(text):
+        out.append("s:quotes")
+    if any(w[0].isdigit() or w in NUMBER_WORDS for w in words):
+        out.append("s:number")
+    content = [w for w in words if w not in "?!"]
+    if content:
+        out.append(f"s:opens {content[0]}")
+        if len(content) > 1:
+            out.append(f"s:opens {content[0]} {content[1]}")
+    n = len(content)
+    out.append("s:length " + ("1-3" if n <= 3 else "4-8" if n <= 8 else "9-20" if n <= 20 else "21-50" if n <= 50 else "51+"))
+    return out
+
+
+def _content(words: list[str]) -> list[str]:
+    return [w for w in words if w not in STOP and len(w) > 2 and w not in "?!"]
+
+
+def relation(words: list[str], text: str, previous: list[str] | None, previous_text: str,
+             same_speaker: bool | None, previous_speaker: str) -> dict[str, float]:
+    """How a turn relates to the previous other speaker's turn (the conversation block)."""
+    out: dict[str, float] = {}
+    if previous is None:
+        out["first turn"] = 1.0
+        return out
+    out["same speaker" if same_speaker else "speaker changed"] = 1.0
+    if "?" in previous or previous_text.rstrip().endswith("?"):
+        out["answers a question"] = 1.0
+    if previous_speaker:
+        first = previous_speaker.split()[0].lower()
+        if len(first) > 1 and first in words:
+            out["names the previous speaker"] = 1.0
+    mine, theirs = _content(words), set(_content(previous))
+    if len([w for w in words if w not in "?!"]) <= 3:
+        out["short turn"] = 1.0
+    if not mine or not theirs:
+        return out
+    shared = sum(1 for w in mine if w in theirs) / len(mine)
+    covered = len(theirs.intersection(mine)) / len(theirs)
+    grams = {tuple(previous[i : i + 3]) for i in range(len(previous) - 2)}
+    phrase = any(tuple(words[i : i + 3]) in grams for i in range(len(words) - 2))
+    if shared >= 0.8 and covered >= 0.5:
+        out["repeats exactly"] = 1.0
+    elif phrase:
+        out["repeats in part"] = 1.0
+    elif shared >= 0.3:
+        out["repeats words, adds more"] = 1.0
+    elif shared > 0:
+        out["shares some words"] = 1.0
+    else:
+        out["shares no words"] = 1.0
+    out["repeated share"] = covered
+    return out
 
 
 class Featurizer:
-    def __init__(self, min_df: int = 2, char: tuple[int, int] = (3, 5), max_df: float = 0.5) -> None:
+    def __init__(self, min_df: int = 2, char: tuple[int, int] | None = (3, 5), max_df: float = 0.5) -> None:
         self.min_df = min_df
         self.char = char
         self.max_df = max_df
@@ -49,47 +151,56 @@ class Featurizer:
         self.idf: np.ndarray | None = None
         self._cache: dict[str, np.ndarray] = {}
         self.roles: dict[str, int] = {}
+        self.speaker_roles: dict[str, int] = {}
         self.prototypes: list[str] = []
         self.prototype_matrix: sp.csr_matrix | None = None
 
     def _word_features(self, word: str) -> list[str]:
-        padded = f"<{word}>"
         grams = [f"w:{word}"]
+        if self.char is None or word in "?!":
+            return grams
+        padded = f"<{word}>"
         lo, hi = self.char
         for n in range(lo, hi + 1):
             grams.extend("c:" + padded[i : i + n] for i in range(len(padded) - n + 1))
         return grams
 
+    def _row_terms(self, text: str, words: list[str]) -> list[str]:
+        """The features of a segment other than its words' own: bigrams and signals."""
+        return [f"b:{a} {b}" for a, b in zip(words, words[1:])] + signals(text, words)
+
     def fit(self, items: list[Item], prototypes: dict[str, str] | None = None) -> "Featurizer":
         """Learn the vocabulary and IDF weights.
 
-        Document frequencies are counted for words and bigrams; a character
-        n-gram's is the sum over the words that contain it (capped at the
-        number of segments), which costs one pass over the distinct words
+        Document frequencies are counted for words, bigrams and signals; a
+        character n-gram's is the sum over the words that contain it (capped at
+        the number of segments), which costs one pass over the distinct words
         instead of one per segment and ranks n-grams the same way.
         """
         word_df: dict[str, int] = {}
-        bigram_df: dict[str, int] = {}
+        term_df: dict[str, int] = {}
         for item in items:
-            tokens = TOKEN.findall(item.text.lower())
-            for word in set(tokens):
+            words = tokens(item.text)
+            for word in set(words):
                 word_df[word] = word_df.get(word, 0) + 1
-            for pair in {f"b:{a} {b}" for a, b in zip(tokens, tokens[1:])}:
-                bigram_df[pair] = bigram_df.get(pair, 0) + 1
+            for term in set(self._row_terms(item.text, words)):
+                term_df[term] = term_df.get(term, 0) + 1
         n = len(items)
-        df: dict[str, int] = dict(bigram_df)
+        df: dict[str, int] = dict(term_df)
         for word, count in word_df.items():
             grams = self._word_features(word)
             df[grams[0]] = count
             for gram in set(grams[1:]):
                 df[gram] = min(n, df.get(gram, 0) + count)
-        kept = sorted(name for name, count in df.items() if self.min_df <= count <= self.max_df * n)
+        # Signals are kept however common they are: "ends with ?" is in half the turns and still decisive.
+        kept = sorted(name for name, count in df.items()
+                      if count >= self.min_df and (count <= self.max_df * n or name.startswith("s:")))
         self.names = kept
         self.index = {name: i for i, name in enumerate(kept)}
         self.idf = np.log((1 + n) / (1 + np.array([df[name] for name in kept], dtype=float))) + 1.0
         self._cache = {}
-        roles = sorted({item.role for item in items if item.role})
-        self.roles = {role: i for i, role in enumerate(roles)}
+        self.roles = {role: i for i, role in enumerate(sorted({it.role for it in items if it.role}))}
+        self.speaker_roles = {r: i for i, r in enumerate(sorted({it.speaker_role for it in items if it.speaker_role}))}
         # Each code's definition, rules, examples and terms as one text: a segment's
         # similarity to it carries the codebook's knowledge into the model, which
         # matters most for codes with few coded examples.
@@ -105,17 +216,17 @@ class Featurizer:
                 self._cache[word] = ids
         return ids
 
-    def _text_matrix(self, texts: list[str]) -> sp.csr_matrix:
+    def _text_matrix(self, texts: list[str], split: list[list[str]] | None = None) -> sp.csr_matrix:
         indices: list[np.ndarray] = []
         indptr = [0]
         index = self.index
-        for text in texts:
-            tokens = TOKEN.findall(text.lower())
-            row = [self._ids(w) for w in tokens]
-            bigrams = [index.get(f"b:{a} {b}") for a, b in zip(tokens, tokens[1:])]
-            bigrams = [b for b in bigrams if b is not None]
-            if bigrams:
-                row.append(np.array(bigrams, dtype=np.int32))
+        for i, text in enumerate(texts):
+            words = split[i] if split is not None else tokens(text)
+            row = [self._ids(w) for w in words]
+            extra = [index.get(t) for t in self._row_terms(text, words)]
+            extra = [t for t in extra if t is not None]
+            if extra:
+                row.append(np.array(extra, dtype=np.int32))
             flat = np.concatenate(row) if row else np.empty(0, dtype=np.int32)
             indices.append(flat)
             indptr.append(indptr[-1] + len(flat))
@@ -129,28 +240,118 @@ class Featurizer:
         norms[norms == 0] = 1.0
         return sp.csr_matrix(sp.diags(1.0 / norms) @ matrix)
 
+    @staticmethod
+    def previous_rows(items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+        """For each item, the row of the segment just before it (-1 if none) and of the last
+        turn by another speaker within three segments (-1 if none). Items come in document order."""
+        before = np.full(len(items), -1)
+        other = np.full(len(items), -1)
+        for i in range(1, len(items)):
+            if items[i - 1].document != items[i].document or items[i - 1].seq != items[i].seq - 1:
+                continue
+            before[i] = i - 1
+            for k in range(i - 1, max(i - 4, -1), -1):
+                if items[k].document != items[i].document:
+                    break
+                if items[k].speaker != items[i].speaker or not items[i].speaker:
+                    other[i] = k
+                    break
+        return before, other
+
+    def context(self, items: list[Item], split: list[list[str]]) -> list[dict[str, float]]:
+        before, other = self.previous_rows(items)
+        out = []
+        for i, item in enumerate(items):
+            k = other[i] if other[i] >= 0 else before[i]
+            if k < 0:
+                out.append(relation(split[i], item.text, None, "", None, ""))
+                continue
+            same = bool(item.speaker) and items[before[i]].speaker == item.speaker
+            out.append(relation(split[i], item.text, split[k], items[k].text, same, items[k].speaker))
+        return out
+
     def transform(self, items: list[Item]) -> sp.csr_matrix:
-        """[segment text | previous segment | role one-hot | interviewer flag | codebook similarity]."""
-        own = self._text_matrix([item.text for item in items])
-        # Items come in document order, so the previous segment is the row above:
-        # reuse its vector instead of tokenising it again.
-        rows = [i for i in range(1, len(items))
-                if items[i - 1].document == items[i].document and items[i - 1].seq == items[i].seq - 1]
-        shift = sp.csr_matrix((np.full(len(rows), PREVIOUS_WEIGHT, dtype=np.float32), ([r for r in rows], [r - 1 for r in rows])),
+        """[text | previous segment | document role | speaker role | previous speaker role |
+        conversation | codebook similarity]."""
+        split = [tokens(item.text) for item in items]
+        own = self._text_matrix([item.text for item in items], split)
+        # The previous segment is the row above: reuse its vector instead of tokenising it again.
+        before, _ = self.previous_rows(items)
+        rows = np.flatnonzero(before >= 0)
+        shift = sp.csr_matrix((np.full(len(rows), PREVIOUS_WEIGHT, dtype=np.float32), (rows, before[rows])),
                               shape=(len(items), len(items)))
         previous = shift @ own
-        role = sp.csr_matrix(
-            (np.full(sum(1 for it in items if it.role in self.roles), ROLE_WEIGHT, dtype=np.float32),
-             [self.roles[it.role] for it in items if it.role in self.roles],
-             np.concatenate([[0], np.cumsum([1 if it.role in self.roles else 0 for it in items])])),
-            shape=(len(items), max(len(self.roles), 1)))
-        flag = sp.csr_matrix(np.array([[1.0 if it.interviewer else 0.0] for it in items], dtype=np.float32))
-        blocks = [own, previous, role, flag]
+        role = self._one_hot([it.role for it in items], self.roles, ROLE_WEIGHT)
+        speaker_role = self._one_hot([it.speaker_role for it in items], self.speaker_roles, ROLE_WEIGHT)
+        previous_role = self._one_hot([items[k].speaker_role if k >= 0 else "" for k in before],
+                                      self.speaker_roles, ROLE_WEIGHT)
+        columns = {name: j for j, name in enumerate(CONTEXT)}
+        data, cols, indptr = [], [], [0]
+        for found in self.context(items, split):
+            for name, value in found.items():
+                cols.append(columns[name])
+                data.append(value * CONTEXT_WEIGHT)
+            indptr.append(len(cols))
+        context = sp.csr_matrix((np.array(data, dtype=np.float32), np.array(cols, dtype=np.int32), np.array(indptr)),
+                                shape=(len(items), len(CONTEXT)))
+        blocks = [own, previous, role, speaker_role, previous_role, context]
         if self.prototype_matrix is not None:
             blocks.append(sp.csr_matrix(own @ self.prototype_matrix.T) * PROTOTYPE_WEIGHT)
         return sp.hstack(blocks, format="csr")
 
+    @staticmethod
+    def _one_hot(values: list[str], index: dict[str, int], weight: float) -> sp.csr_matrix:
+        hits = [index[v] for v in values if v in index]
+        indptr = np.concatenate([[0], np.cumsum([1 if v in index else 0 for v in values])])
+        return sp.csr_matrix((np.full(len(hits), weight, dtype=np.float32), hits, indptr),
+                             shape=(len(values), max(len(index), 1)))
+
     def feature_names(self) -> list[str]:
-        roles = [f"role:{r}" for r in sorted(self.roles, key=self.roles.get)] or ["role:"]
-        return (self.names + [f"previous:{n}" for n in self.names] + roles + ["speaker:interviewer"]
-                + [f"codebook:{c}" for c in self.prototypes])
+        def names(prefix: str, index: dict[str, int]) -> list[str]:
+            return [f"{prefix}{r}" for r in sorted(index, key=index.get)] or [prefix]
+
+        return (self.names + [f"previous:{n}" for n in self.names] + names("role:", self.roles)
+                + names("speaker role:", self.speaker_roles) + names("previous role:", self.speaker_roles)
+                + [f"x:{name}" for name in CONTEXT] + [f"codebook:{c}" for c in self.prototypes])
+
+    def explain(self, item: Item, previous: Item | None, row: sp.csr_matrix, weights: np.ndarray,
+                code: str, top: int = 6) -> list[str]:
+        """The words, phrases and signals that pushed one segment's score for one code up most.
+
+        Character n-grams are credited to the words of the segment that contain them, so a
+        coder sees "coaching", never "…oach…"."""
+        names = self.feature_names()
+        row = row.tocsr()
+        contribution = dict(zip(row.indices.tolist(), (row.data * weights[row.indices]).tolist()))
+        n = len(self.names)
+        scored: dict[str, float] = {}
+
+        def credit(words: list[str], offset: int, prefix: str) -> None:
+            for word in dict.fromkeys(words):
+                if word in "?!":
+                    continue
+                total = sum(contribution.get(int(i) + offset, 0.0) for i in self._ids(word))
+                if total:
+                    scored[prefix + word] = scored.get(prefix + word, 0.0) + total
+
+        credit(tokens(item.text), 0, "")
+        if previous is not None:
+            credit(tokens(previous.text), n, "previous turn: ")
+        for i, value in contribution.items():
+            name = names[i]
+            if i < 2 * n:
+                base = name[len("previous:"):] if i >= n else name
+                kind, _, text = base.partition(":")
+                if kind in ("b", "s"):
+                    label = text if kind == "b" else text.replace("ends with ?", "a question (?)")
+                    scored[("previous turn: " if i >= n else "") + label] = value
+            elif name.startswith("x:"):
+                label = CONTEXT[name[2:]]
+                scored[label] = value
+            elif name == f"codebook:{code}":
+                scored[f"close to the codebook's {code}"] = value
+            elif name.startswith(("speaker role:", "previous role:")):
+                kind, _, value_name = name.partition(":")
+                scored[f"{'spoken by' if kind == 'speaker role' else 'after'} a {value_name}"] = value
+        ranked = sorted((v, k) for k, v in scored.items() if v > 0)
+        return [k for v, k in reversed(ranked)][:top]
