@@ -19,7 +19,7 @@ import sqlite_utils
 
 from ..coding import CodingError, find_code, find_coder
 from ..db import now
-from .features import Featurizer, Item
+from .features import CHAR_NGRAM_ROWS, Featurizer, Item
 from .lexicon import Lexicon
 from .combine import Combiner
 from .model import CodeModel, GroupModel, best_threshold, precision_threshold
@@ -185,8 +185,11 @@ class Suggester:
         return [c["id"] for c in self.codes]
 
     def scope_mask(self, items: list[Item]) -> np.ndarray:
-        return np.array([[in_scope(c, it.speaker_role) for c in self.codes] for it in items], dtype=bool).reshape(
-            len(items), len(self.codes))
+        """Segments × codes: whether each code may be suggested on each turn (by its speaker role)."""
+        roles: dict[str, int] = {}
+        which = np.array([roles.setdefault(it.speaker_role, len(roles)) for it in items], dtype=np.int64)
+        table = np.array([[in_scope(c, role) for c in self.codes] for role in roles], dtype=bool)
+        return table.reshape(len(roles), len(self.codes))[which] if len(items) else np.zeros((0, len(self.codes)), bool)
 
     def lexicon_scores(self, items: list[Item]) -> tuple[np.ndarray, list[dict]]:
         hits = self.lexicon.score([it.text for it in items]) if not self.lexicon.empty else [{} for _ in items]
@@ -271,8 +274,13 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto", precision: 
     train_data = data.subset(rows)
     prototypes = {c["id"]: " ".join([c.get("name") or "", c.get("definition") or "", c.get("include") or "",
                                      *c.get("examples", []), *c.get("terms", [])]) for c in codes}
-    featurizer = Featurizer().fit(train_data.items, prototypes if PROTOTYPES else None)
-    X = featurizer.transform(train_data.items)
+    featurizer = Featurizer(char=(3, 5) if len(rows) <= CHAR_NGRAM_ROWS else None).fit(
+        train_data.items, prototypes if PROTOTYPES else None)
+    if len(rows) == len(data.items):
+        X = featurizer.transform(train_data.items)
+    else:
+        # Read each coded turn in its whole conversation: the turns around it may be uncoded.
+        X = featurizer.transform(data.items)[rows]
     suggester.featurizer = featurizer
     suggester.training_size = len(rows)
     weights = None

@@ -18,6 +18,7 @@ repeats what was just said"; an overlap feature can.
 from __future__ import annotations
 
 import re
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,7 @@ import scipy.sparse as sp
 
 WORD = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[?!]")
 QUOTED = re.compile(r"[\"“][^\"“”]{3,}[\"”]|(?:^|\s)'[^']{3,}'(?=[\s,.?!]|$)")
+DIGIT = re.compile(r"\d")
 NUMBER_WORDS = frozenset(
     "one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred "
     "thousand half third quarter percent".split())
@@ -42,6 +44,9 @@ PREVIOUS_WEIGHT = 0.2
 ROLE_WEIGHT = 0.3
 CONTEXT_WEIGHT = 1.0
 PROTOTYPE_WEIGHT = 3.0
+#: Above this many training segments, words and bigrams carry the signal and character
+#: n-grams only cost: they are 80% of the matrix (time and memory) and add nothing measurable.
+CHAR_NGRAM_ROWS = 50_000
 
 #: The conversation features, in column order, and how evidence names them.
 CONTEXT = {
@@ -80,19 +85,20 @@ def tokens(text: str) -> list[str]:
 def signals(text: str, words: list[str]) -> list[str]:
     """What a coder reads besides the words: how the turn ends, negation, quotes, numbers, its opening."""
     out = []
-    end = text.rstrip()[-1:] if text.strip() else ""
+    end = text.rstrip()[-1:]
     out.append({"?": "s:ends with ?", "!": "s:ends with !", ".": "s:ends with ."}.get(end, "s:no final stop"))
-    if "?" in words:
+    unique = set(words)
+    if "?" in unique:
         out.append("s:asks")
-    if any(w in NEGATIONS or w.endswith(("n't", "n’t")) for w in words):
+    if not NEGATIONS.isdisjoint(unique) or "n't" in text or "n’t" in text:
         out.append("s:negation")
-    if QUOTED.search(text):
+    if ('"' in text or "“" in text or " '" in text or text.startswith("'")) and QUOTED.search(text):
         out.append("s:quotes")
-    if any(w[0].isdigit() or w in NUMBER_WORDS for w in words):
+    if not NUMBER_WORDS.isdisjoint(unique) or DIGIT.search(text):
         out.append("s:number")
-    content = [w for w in words if w not in "?!"]
+    content = [w for w in words if w != "?" and w != "!"]
     if content:
-        out.append(f"s:opens {content[0]}")
+        out.append("s:opens " + content[0])
         if len(content) > 1:
             out.append(f"s:opens {content[0]} {content[1]}")
     n = len(content)
@@ -100,13 +106,16 @@ def signals(text: str, words: list[str]) -> list[str]:
     return out
 
 
-def _content(words: list[str]) -> list[str]:
-    return [w for w in words if w not in STOP and len(w) > 2 and w not in "?!"]
+def content_words(words: list[str]) -> list[str]:
+    return [w for w in words if w not in STOP and len(w) > 2]
 
 
 def relation(words: list[str], text: str, previous: list[str] | None, previous_text: str,
-             same_speaker: bool | None, previous_speaker: str) -> dict[str, float]:
-    """How a turn relates to the previous other speaker's turn (the conversation block)."""
+             same_speaker: bool | None, previous_speaker: str, mine: list[str] | None = None,
+             theirs: list[str] | None = None) -> dict[str, float]:
+    """How a turn relates to the previous other speaker's turn (the conversation block).
+
+    ``mine`` and ``theirs`` are the two turns' content words, when the caller has them."""
     out: dict[str, float] = {}
     if previous is None:
         out["first turn"] = 1.0
@@ -118,27 +127,34 @@ def relation(words: list[str], text: str, previous: list[str] | None, previous_t
         first = previous_speaker.split()[0].lower()
         if len(first) > 1 and first in words:
             out["names the previous speaker"] = 1.0
-    mine, theirs = _content(words), set(_content(previous))
-    if len([w for w in words if w not in "?!"]) <= 3:
+    mine = content_words(words) if mine is None else mine
+    theirs_set = set(content_words(previous) if theirs is None else theirs)
+    if len(words) - words.count("?") - words.count("!") <= 3:
         out["short turn"] = 1.0
-    if not mine or not theirs:
+    if not mine or not theirs_set:
         return out
-    shared = sum(1 for w in mine if w in theirs) / len(mine)
-    covered = len(theirs.intersection(mine)) / len(theirs)
-    grams = {tuple(previous[i : i + 3]) for i in range(len(previous) - 2)}
-    phrase = any(tuple(words[i : i + 3]) in grams for i in range(len(words) - 2))
+    shared = sum(1 for w in mine if w in theirs_set) / len(mine)
+    if shared == 0:
+        out["shares no words"] = 1.0
+        out["repeated share"] = 0.0
+        return out
+    covered = len(theirs_set.intersection(mine)) / len(theirs_set)
     if shared >= 0.8 and covered >= 0.5:
         out["repeats exactly"] = 1.0
-    elif phrase:
+    elif _shares_phrase(words, previous):
         out["repeats in part"] = 1.0
     elif shared >= 0.3:
         out["repeats words, adds more"] = 1.0
-    elif shared > 0:
-        out["shares some words"] = 1.0
     else:
-        out["shares no words"] = 1.0
+        out["shares some words"] = 1.0
     out["repeated share"] = covered
     return out
+
+
+def _shares_phrase(words: list[str], previous: list[str]) -> bool:
+    """Whether the two turns share three words in a row."""
+    grams = {tuple(previous[i : i + 3]) for i in range(len(previous) - 2)}
+    return any(tuple(words[i : i + 3]) in grams for i in range(len(words) - 2))
 
 
 class Featurizer:
@@ -208,29 +224,29 @@ class Featurizer:
         self.prototype_matrix = self._text_matrix(list((prototypes or {}).values())) if prototypes else None
         return self
 
-    def _ids(self, word: str) -> np.ndarray:
+    def _ids(self, word: str) -> list[int]:
         ids = self._cache.get(word)
         if ids is None:
-            ids = np.array([self.index[g] for g in self._word_features(word) if g in self.index], dtype=np.int32)
+            ids = [self.index[g] for g in self._word_features(word) if g in self.index]
             if len(self._cache) < 500_000:
                 self._cache[word] = ids
         return ids
 
     def _text_matrix(self, texts: list[str], split: list[list[str]] | None = None) -> sp.csr_matrix:
-        indices: list[np.ndarray] = []
+        flat = array("i")  # compact: a Python list of ints costs 36 bytes an entry
         indptr = [0]
-        index = self.index
+        get = self.index.get
+        ids = self._ids
         for i, text in enumerate(texts):
             words = split[i] if split is not None else tokens(text)
-            row = [self._ids(w) for w in words]
-            extra = [index.get(t) for t in self._row_terms(text, words)]
-            extra = [t for t in extra if t is not None]
-            if extra:
-                row.append(np.array(extra, dtype=np.int32))
-            flat = np.concatenate(row) if row else np.empty(0, dtype=np.int32)
-            indices.append(flat)
-            indptr.append(indptr[-1] + len(flat))
-        cols = np.concatenate(indices) if indices else np.empty(0, dtype=np.int32)
+            for w in words:
+                flat.extend(ids(w))
+            for t in self._row_terms(text, words):
+                j = get(t)
+                if j is not None:
+                    flat.append(j)
+            indptr.append(len(flat))
+        cols = np.frombuffer(flat, dtype=np.int32) if len(flat) else np.empty(0, dtype=np.int32)
         matrix = sp.csr_matrix((np.ones(len(cols), dtype=np.float32), cols, np.array(indptr)),
                                shape=(len(texts), len(self.names)))
         matrix.sum_duplicates()
@@ -244,22 +260,34 @@ class Featurizer:
     def previous_rows(items: list[Item]) -> tuple[np.ndarray, np.ndarray]:
         """For each item, the row of the segment just before it (-1 if none) and of the last
         turn by another speaker within three segments (-1 if none). Items come in document order."""
-        before = np.full(len(items), -1)
-        other = np.full(len(items), -1)
-        for i in range(1, len(items)):
-            if items[i - 1].document != items[i].document or items[i - 1].seq != items[i].seq - 1:
-                continue
-            before[i] = i - 1
-            for k in range(i - 1, max(i - 4, -1), -1):
-                if items[k].document != items[i].document:
-                    break
-                if items[k].speaker != items[i].speaker or not items[i].speaker:
-                    other[i] = k
-                    break
+        n = len(items)
+        before = np.full(n, -1)
+        other = np.full(n, -1)
+        if n < 2:
+            return before, other
+        documents = np.array([it.document for it in items], dtype=object)
+        seqs = np.array([it.seq for it in items])
+        codes = {}
+        speakers = np.array([codes.setdefault(it.speaker, len(codes)) if it.speaker else -1 for it in items])
+        follows = np.zeros(n, dtype=bool)
+        follows[1:] = (documents[1:] == documents[:-1]) & (seqs[1:] == seqs[:-1] + 1)
+        before[follows] = np.flatnonzero(follows) - 1
+        # Walk back up to three rows while still in the same run of consecutive segments.
+        run = np.cumsum(~follows)
+        pending = follows.copy()
+        for back in range(1, 4):
+            k = np.arange(n) - back
+            valid = pending & (k >= 0)
+            valid[valid] &= run[k[valid]] == run[valid]
+            hit = valid & ((speakers[np.maximum(k, 0)] != speakers) | (speakers == -1))
+            other[hit] = k[hit]
+            pending &= ~hit
         return before, other
 
-    def context(self, items: list[Item], split: list[list[str]]) -> list[dict[str, float]]:
-        before, other = self.previous_rows(items)
+    def context(self, items: list[Item], split: list[list[str]],
+                rows: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, float]]:
+        before, other = rows if rows is not None else self.previous_rows(items)
+        content = [content_words(words) for words in split]
         out = []
         for i, item in enumerate(items):
             k = other[i] if other[i] >= 0 else before[i]
@@ -267,7 +295,8 @@ class Featurizer:
                 out.append(relation(split[i], item.text, None, "", None, ""))
                 continue
             same = bool(item.speaker) and items[before[i]].speaker == item.speaker
-            out.append(relation(split[i], item.text, split[k], items[k].text, same, items[k].speaker))
+            out.append(relation(split[i], item.text, split[k], items[k].text, same, items[k].speaker,
+                                content[i], content[k]))
         return out
 
     def transform(self, items: list[Item]) -> sp.csr_matrix:
@@ -276,7 +305,8 @@ class Featurizer:
         split = [tokens(item.text) for item in items]
         own = self._text_matrix([item.text for item in items], split)
         # The previous segment is the row above: reuse its vector instead of tokenising it again.
-        before, _ = self.previous_rows(items)
+        neighbours = self.previous_rows(items)
+        before = neighbours[0]
         rows = np.flatnonzero(before >= 0)
         shift = sp.csr_matrix((np.full(len(rows), PREVIOUS_WEIGHT, dtype=np.float32), (rows, before[rows])),
                               shape=(len(items), len(items)))
@@ -287,7 +317,7 @@ class Featurizer:
                                       self.speaker_roles, ROLE_WEIGHT)
         columns = {name: j for j, name in enumerate(CONTEXT)}
         data, cols, indptr = [], [], [0]
-        for found in self.context(items, split):
+        for found in self.context(items, split, neighbours):
             for name, value in found.items():
                 cols.append(columns[name])
                 data.append(value * CONTEXT_WEIGHT)

@@ -23,7 +23,7 @@ ESTIMATORS = ("logreg", "sgd")
 
 def make_estimator(kind: str, n_rows: int):
     if kind == "logreg":
-        return LogisticRegression(C=30.0, solver="liblinear", max_iter=200)
+        return LogisticRegression(C=30.0, solver="liblinear", max_iter=200, random_state=0)
     if kind == "sgd":
         return SGDClassifier(loss="log_loss", alpha=1e-6, max_iter=5, tol=None, random_state=0)
     raise ValueError(f"unknown estimator {kind}")
@@ -85,8 +85,13 @@ class CodeModel:
         self.thresholds = np.full(len(self.codes), 0.5)
         self.positives = Y.sum(axis=0)
         self.oof = np.full(Y.shape, np.nan)
+        everything = np.arange(len(Y))
         for j in range(len(self.codes)):
-            scope = np.flatnonzero(masks[:, j]) if masks is not None else np.arange(len(Y))
+            if masks is None or masks[:, j].all():
+                # No copy of the matrix when a code's scope is every row (the usual case).
+                self._fit_code(j, X, Y[:, j], groups, weights, kind, folds, everything)
+                continue
+            scope = np.flatnonzero(masks[:, j])
             self._fit_code(j, X[scope], Y[scope, j], groups[scope], None if weights is None else weights[scope],
                            kind, folds, scope)
         self.seconds = time.perf_counter() - start
