@@ -219,7 +219,7 @@ OPENING = ["Thanks for coming, everyone. This conversation is part of the evalua
            "Let's get started. Everything stays anonymous in what we write up, and you can pass on any question."]
 INTRO_Q = ["Could we go around and say your name and your role?", "Let's start with quick introductions, your name and what you do.",
            "Maybe start by telling us how long you've been in the district?"]
-INTRO_A = ["I'm {name}, I teach {grade} here.", "{name}, I'm one of the coaches.", "{name}. {grade}, going on my {nth} year.",
+INTRO_A = ["I'm {name}, I teach {grade} here.", "{name}, I'm one of the coaches.", "{name}, {grade}, going on my {nth} year.",
            "Hi, I'm {name}, I'm on the leadership team.", "I'm {name}; I started in the fall.", "{name}, {grade}, {nth} year in the district."]
 GRADES = ["third grade", "fifth grade", "seventh-grade math", "ninth-grade English", "special education", "kindergarten",
           "science", "sixth-grade ELA", "high school history", "second grade"]
@@ -279,30 +279,56 @@ BUILD_LEADS = ["Building on what {name} said, ", "And to add to that, ", "Yes, a
                "And ", "That connects to something else: ", "Adding to that, ", "On top of that, ",
                "And I'd add that ", "Right, and ", "Going off what {name} said, ", "", "", "Same idea, but "]
 BUILD_CONTINUATIONS = ["{subj} also {pred}", "{subj} {pred}, and that's when {subj2} {pred2}",
-                       "when {subj} {pred_prev}, we {action}", "because {subj} {pred_prev}, we started to {action}",
+                       "when {subj} {pred_prev}, we {action}", "because {subj} {pred_prev}, we now {action}",
                        "{subj} works even better when we {action}", "{subj} is also why we {action}",
                        "{subj} {pred_prev}, so now we {action}"]
-CONTRASTS = ["For us, {subj} is the opposite; it {pred}.", "I'm not sure {subj} {pred_prev} at our school, honestly.",
-             "That's funny, because {subj} {pred} where I am.", "Hm. {Subj} {pred_prev} on paper, but not for my team.",
-             "I hear that, but {subj} {pred} for us.", "We had {subj} too, and it {pred_past}.",
-             "See, I'd push back a little: {subj} {pred}."]
-CLARIFIES = ["When you say {ref}, do you mean {alt}?", "Sorry, {name}, is that every week or just during the cycle?",
-             "Wait, who runs {ref}?", "Is that the whole school or just your team?", "{name}, did you mean {alt}?",
-             "How often does that happen?", "Sorry, is {ref} the district one or your own?", "Wait, is that this year?",
-             "Do you mean {alt}, or something else?", "Is that the same as {alt}?", "Sorry, which {ref}?",
-             "Just to clarify, {name}, is {ref} required or optional?", "When did that start?",
-             "{name}, is that before or after the schedule change?"]
+WE_BUILDS = ["we {action_prev} too, and we also {action}", "when we {action_prev}, {subj2} {pred2}",
+             "because we {action_prev}, we now {action}", "we {action_prev} as well, and {subj2} {pred2} because of it",
+             "the reason we {action_prev} is that {subj2} {pred2}", "if you {action_prev}, you can also {action}"]
+# Turns that reuse the previous speaker's words to disagree, with what they assert (for a summary).
+CONTRASTS = [("For us, {subj} is the opposite; it {pred}.", "for us {subj} is the opposite"),
+             ("I'm not sure {subj} {pred_prev} at our school, honestly.", "{subj} works differently at our school"),
+             ("That's funny, because {subj} {pred} at my school.", "{subj} {pred} at my school"),
+             ("Hm. {Subj} {pred_prev} on paper, but not for my team.", "{subj} {pred_prev} on paper, but not for my team"),
+             ("I hear that, but {subj} {pred} for us.", "{subj} {pred} for us"),
+             ("We had {subj} too, and it {pred_past}.", "{subj} {pred_past} for us"),
+             ("See, I'd push back a little: {subj} {pred}.", "{subj} {pred}")]
+WE_CONTRASTS = [("We tried to {action_prev} too, and it never stuck.", "we tried to {action_prev} and it never stuck"),
+                ("At our school we stopped trying to {action_prev}.", "we stopped trying to {action_prev}"),
+                ("I don't think we could {action_prev} with our schedule.", "we could not {action_prev} with our schedule"),
+                ("Honestly, we never {action_prev}; we {action}.", "we never {action_prev}"),
+                ("Huh. We {action_prev} for a year and dropped it.", "we dropped it after a year")]
+# Each clarifying question with the answers that fit it.
+CLARIFIES = [
+    ("When you say {ref}, do you mean {alt}?", ["Yes, that one.", "No, the other one. Sorry.", "Kind of, yes.", "No, ours is newer."]),
+    ("Sorry, {name}, is that every week or just during the cycle?", ["Every week, at least in theory.", "Just during the cycle.", "Whenever we can, honestly."]),
+    ("Wait, who runs {ref}?", ["The assistant principal, mostly.", "We take turns.", "The coach does.", "Nobody, officially."]),
+    ("Is that the whole school or just your team?", ["Just our team, yes.", "The whole school, since January.", "Our grade, plus the specialists."]),
+    ("{name}, did you mean {alt}?", ["Yes, {alt}.", "No, sorry, I wasn't clear. The other one.", "Right, that one."]),
+    ("How often does that happen?", ["Maybe twice a month.", "Every week.", "Less than it should."]),
+    ("Sorry, is {ref} the district one or your own?", ["The district one.", "Ours. We made it up.", "Both, kind of."]),
+    ("Wait, is that this year?", ["Since the fall.", "This year and last.", "Yes, just this year."]),
+    ("Do you mean {alt}, or something else?", ["{Alt}, yes.", "Something else, actually: ours.", "Mostly {alt}."]),
+    ("Is that the same as {alt}?", ["Pretty much.", "No, it's newer.", "Same idea, different name."]),
+    ("Sorry, which one do you mean?", ["{Ref}, the one we started in the fall.", "The one on the shared drive.", "{Ref}. The new one."]),
+    ("Just to clarify, {name}, is {ref} required or optional?", ["Optional, officially.", "Required, on paper.", "Required for new teachers."]),
+    ("When did that start?", ["Since the fall.", "Last spring, I think.", "About two years ago."]),
+    ("{name}, is that before or after the schedule change?", ["Before, mostly.", "After. It got worse after.", "Both, really."]),
+    ("Hang on, are you talking about {ref} or {alt}?", ["{Ref}.", "{Alt}, sorry.", "Both, they blur together."]),
+    ("Who decided that, {name}?", ["The leadership team.", "We did, as a team.", "It came from the district."]),
+]
 ALTS = ["the one the district started", "the six-week version", "the grade-level team only", "the old schedule",
         "the version from last year", "the whole staff", "the coach's version", "just the pilot classrooms",
         "the Wednesday one", "the new template"]
-CLARIFY_ANSWERS = ["Just our team, yes.", "Every week, at least in theory.", "I mean {alt}.", "The district one.",
-                   "Since the fall.", "Optional, officially.", "Before, mostly.", "It's ours, we made it up.",
-                   "No, {alt}. Sorry, I wasn't clear.", "Both, kind of. It depends on the month."]
-TO_FACILITATOR_QS = ["Do you mean this year, or since we started?", "Are we talking about the district coaches or ours?",
-                     "Sorry, can you repeat the question?", "Is this about our school or the whole district?",
-                     "Do you want the official version or the real one?", "Should we talk about our team or in general?"]
-FACILITATOR_ANSWERS = ["This year is fine.", "Whatever feels most true for you.", "Your school, mostly.",
-                       "Either one. Start wherever you like.", "The real one, please.", "Sure: {q}"]
+# A participant's question to the facilitator about the question, with the facilitator's answers.
+TO_FACILITATOR_QS = [
+    ("Do you mean this year, or since we started?", ["This year is fine.", "Either one. Start wherever you like."]),
+    ("Are we talking about the district coaches or ours?", ["Yours, mostly.", "Both. Whichever you know best."]),
+    ("Sorry, can you repeat the question?", ["Sure: {q}", "Of course. {q}"]),
+    ("Is this about our school or the whole district?", ["Your school, mostly.", "Start with your school."]),
+    ("Do you want the official version or the real one?", ["The real one, please.", "Whichever feels most true."]),
+    ("Should we talk about our team or in general?", ["Your team is great.", "Either one. Start wherever you like."]),
+]
 ASIDES = ["Sorry, I have to step out at four.", "Can I grab another coffee first?", "I'm going to have to leave a bit early.",
           "Sorry, that was my phone.", "Is it okay if I eat while we talk?"]
 
@@ -345,8 +371,9 @@ class Group:
         self.site = rng.choice(schools) if site_kind else f"{district} district office"
         self.district = district
         self.people = rng.sample(NAMES, rng.randint(3, 6))
+        self.question = ""
         self.topics = rng.sample(list(TOPICS), rng.randint(3, 4))
-        self.length = rng.randint(40, 80)
+        self.length = rng.randint(40, 76)  # blocks may run a few turns over
         self.turns: list[dict] = []
         self.number = number
 
@@ -362,35 +389,47 @@ class Group:
         choices = [p for p in self.people if p not in not_these]
         return self.rng.choice(choices or self.people)
 
-    def statement(self, topic: str, subj: str | None = None) -> dict:
-        """A participant's point: returns its text and the words a later turn may reuse."""
+    def statement(self, topic: str, subj: str | None = None, kind: str | None = None) -> dict:
+        """A participant's point: its text and the words a later turn may reuse.
+
+        A point is either about a thing ("the data wall keeps getting rescheduled": kind "subj",
+        reusable phrase ``subj``) or about what the team does ("we print the data": kind "we",
+        reusable phrase ``action``); ``core`` is the clause a summary restates."""
         rng, t = self.rng, TOPICS[topic]
-        if subj is None and rng.random() < 0.35:
+        kind = kind or ("subj" if subj or rng.random() >= 0.35 else "we")
+        pred = rng.choice(PREDICATES)
+        if kind == "we":
             action = rng.choice(t["actions"])
             core = f"we {action}"
             text = sentence(rng.choice(WE_OPENERS) + core + rng.choice(TAILS)) + "."
-            parts = {"subj": rng.choice(t["subjects"]), "pred": rng.choice(PREDICATES), "core": core}
+            point = {"kind": "we", "action": action, "subj": "", "pred": pred, "core": core}
         else:
             subj = subj or rng.choice(t["subjects"])
-            pred = rng.choice(PREDICATES)
             core = f"{subj} {pred}"
             text = sentence(rng.choice(OPENERS) + core + rng.choice(TAILS)) + "."
-            parts = {"subj": subj, "pred": pred, "core": core}
+            point = {"kind": "subj", "action": "", "subj": subj, "pred": pred, "core": core}
         if rng.random() < 0.4:
             text += " " + rng.choice(DETAILS)
         if rng.random() < 0.07:
             text += rng.choice(RHETORICAL)
-        return {"text": text, **parts, "topic": topic}
+        return {"text": text, **point, "topic": topic}
 
     # -- moves
-    def participant_point(self, speaker: str, topic: str, move: str = "answer") -> None:
-        s = self.statement(topic)
-        self.add(speaker, s["text"], move, **{k: s[k] for k in ("subj", "pred", "core", "topic")})
+    def participant_point(self, speaker: str, topic: str, move: str = "answer", **kw) -> None:
+        s = self.statement(topic, **kw)
+        self.add(speaker, s["text"], move, **{k: s[k] for k in POINT_KEYS})
+
+    def choose(self, templates: list, point: dict):
+        """A template; those that name the point's thing ({ref}) only when it has one."""
+        if point.get("kind") == "subj":
+            return self.rng.choice(templates)
+        plain = [t for t in templates if "{ref}" not in (t[0] if isinstance(t, tuple) else t)]
+        return self.rng.choice(plain)
 
     def run(self) -> list[dict]:
         rng = self.rng
         self.add("Facilitator", rng.choice(OPENING), "opening")
-        if rng.random() < 0.3:
+        if rng.random() < 0.2:
             self.add("Facilitator", rng.choice(INTRO_Q), "intro_q")
             for name in self.people:
                 self.add(name, rng.choice(INTRO_A).format(name=name, grade=rng.choice(GRADES), nth=rng.choice(NTH)), "intro")
@@ -406,18 +445,21 @@ class Group:
     def topic_block(self, topic: str, end: int) -> None:
         rng = self.rng
         lead = rng.choice(TOPIC_LEADS).format(label=TOPICS[topic]["label"])
-        self.add("Facilitator", lead + rng.choice(TOPIC_QUESTIONS[topic]), "topic_q", topic=topic)
-        if rng.random() < 0.2:
+        self.question = rng.choice(TOPIC_QUESTIONS[topic])
+        self.add("Facilitator", lead + self.question, "topic_q", topic=topic)
+        if rng.random() < 0.15:
             self.add("Facilitator", rng.choice(POLLS[topic]), "poll", topic=topic)
             for name in rng.sample(self.people, min(len(self.people), rng.randint(1, 2))):
                 self.add(name, rng.choice(POLL_ANSWERS), "poll_answer", topic=topic)
         first = rng.choice(self.people)
         if rng.random() < 0.12:
-            self.add(first, rng.choice(TO_FACILITATOR_QS), "question_to_facilitator", topic=topic)
-            q = TOPIC_QUESTIONS[topic][0]
-            self.add("Facilitator", rng.choice(FACILITATOR_ANSWERS).format(q=q), "facilitator_answer", topic=topic)
+            question, answers = rng.choice(TO_FACILITATOR_QS)
+            self.add(first, question, "question_to_facilitator", topic=topic)
+            asked = self.question
+            self.add("Facilitator", rng.choice(answers).format(q=asked), "facilitator_answer", topic=topic)
         self.participant_point(first, topic)
-        while len(self.turns) < end:
+        # a block ends only once the last move has had its answer
+        while len(self.turns) < end or self.last()["move"] in ("invite", "probe", "summarise", "clarify", "poll"):
             self.step(topic)
 
     def step(self, topic: str) -> None:
@@ -425,22 +467,21 @@ class Group:
         rng, last = self.rng, self.last()
         if last["role"] == "facilitator":
             self.after_facilitator(topic, last)
-            return
-        if last["move"] in ("answer", "elaboration", "build", "contrast", "correction") and "core" in last:
+        elif "core" in last:
             self.after_point(topic, last)
         elif last["move"] == "clarify":
-            asked = last["to"]
-            self.add(asked, rng.choice(CLARIFY_ANSWERS).format(alt=rng.choice(ALTS)), "clarify_answer", topic=topic)
+            fmt = {"alt": last["alt"], "Alt": sentence(last["alt"]), "ref": last["ref"], "Ref": sentence(last["ref"])}
+            self.add(last["to"], rng.choice(last["answers"]).format(**fmt), "clarify_answer", topic=topic)
         else:  # agree, short replies, asides: someone makes a fresh point or the facilitator steps in
             r = rng.random()
             prev = self.previous_point()
-            if last["move"] == "agree" and prev and r < 0.2:  # a second voice agrees with the same point
+            if last["move"] == "agree" and prev and r < 0.12:  # a second voice agrees with the same point
                 self.add(self.other(last["speaker"], prev["speaker"]), rng.choice(AGREES).format(name=prev["speaker"]), "agree")
-            elif r < 0.58 and prev:
+            elif r < 0.64 and prev:
                 self.invite(prev, exclude=(prev["speaker"], last["speaker"]))
-            elif r < 0.74:
+            elif r < 0.71:
                 self.add("Facilitator", rng.choice(ACKS), "ack")
-            elif r < 0.78:
+            elif r < 0.74:
                 self.add("Facilitator", rng.choice(HOUSEKEEPING), "housekeeping")
             else:
                 self.participant_point(self.other(last["speaker"]), topic)
@@ -455,33 +496,37 @@ class Group:
         rng = self.rng
         move = last["move"]
         if move == "probe":
-            who = last["to"]
+            point = last["point"]
             if rng.random() < 0.6:
+                # an example, tied back to the speaker's own words: not a build, since nobody else said them
                 body = rng.choice(EXAMPLE_BODIES)
-                text = rng.choice(EXAMPLE_LEADS) + body + "."
-                if rng.random() < 0.5:
-                    # the speaker reuses their own words: not a build, since nobody else said them
-                    text += " That's what I mean about " + last.get("ref", "it") + "."
-                self.add(who, text, "elaboration", subj=last.get("ref") or rng.choice(TOPICS[topic]["subjects"]),
-                         pred=rng.choice(PREDICATES), core=body, topic=topic)
+                if point["kind"] == "subj":
+                    tie = rng.choice(["That's what I mean about {x}.", "That's {x} for you.", "And that was {x} at its best.",
+                                      "So {x}, in a nutshell."]).format(x=point["subj"])
+                else:
+                    tie = rng.choice(["That's why we {x}.", "So now we {x}.", "After that we started to {x}."]).format(x=point["action"])
+                text = rng.choice(EXAMPLE_LEADS) + body + ". " + tie
+                self.add(last["to"], text, "elaboration", **{**{k: point[k] for k in POINT_KEYS}, "core": body})
             else:
-                self.participant_point(who, topic, move="elaboration")
+                self.participant_point(last["to"], topic, move="elaboration", subj=point["subj"] or None, kind=point["kind"])
         elif move == "summarise":
-            who = last["to"]
+            who, point = last["to"], last["point"]
             r = rng.random()
-            if r < 0.3 and len(self.people) > 1:
+            if r < 0.35 and len(self.people) > 1:
                 # another participant agrees with the point the facilitator restated: coded, while the
                 # speaker's own "yes, that's it" to the facilitator is not
                 self.add(self.other(who), rng.choice(AGREES).format(name=who), "agree")
             elif r < 0.85:
                 self.add(who, rng.choice(SUMMARY_REPLIES), "summary_reply")
             else:
-                s = self.statement(topic, subj=last["subj"])
+                s = self.statement(topic, subj=point["subj"] or None, kind=point["kind"])
+                while s["core"] == point["core"]:  # a correction says something else
+                    s = self.statement(topic, subj=point["subj"] or None, kind=point["kind"])
                 text = rng.choice(CORRECTIONS).format(clause=s["core"])
-                self.add(who, text, "correction", subj=s["subj"], pred=s["pred"], core=s["core"], topic=topic)
+                self.add(who, text, "correction", **{k: s[k] for k in POINT_KEYS})
         elif move == "invite":
             prev = self.previous_point()
-            if prev and prev["speaker"] != last["to"] and rng.random() < 0.4:
+            if prev and prev["speaker"] != last["to"] and rng.random() < 0.35:
                 # the invited participant agrees with the point they were asked about
                 self.add(last["to"], rng.choice(AGREES).format(name=prev["speaker"]), "agree")
             else:
@@ -500,24 +545,26 @@ class Group:
                 self.participant_point(rng.choice(self.people), topic)
 
     def invite(self, prev: dict, exclude: tuple[str, ...]) -> None:
-        rng = self.rng
         target = self.other(*exclude)
-        text = rng.choice(INVITES).format(name=target, unit=self.unit, ref=prev["subj"])
-        self.add("Facilitator", text, "invite", to=target, subj=prev["subj"])
+        text = self.choose(INVITES, prev).format(name=target, unit=self.unit, ref=second_person(prev["subj"]))
+        self.add("Facilitator", text, "invite", to=target)
 
     def after_point(self, topic: str, last: dict) -> None:
         rng = self.rng
         speaker = last["speaker"]
+        point = {k: last[k] for k in POINT_KEYS}
+        subj, pred, action = last["subj"], last["pred"], last["action"]
+        t = TOPICS[topic]
         r = rng.random()
-        subj, pred = last["subj"], last["pred"]
+        if last["move"] == "build" and rng.random() < 0.5:  # long chains of builds on one idea are rare
+            r = rng.uniform(0, 0.46)
         if r < 0.14:  # probe the speaker
-            text = rng.choice(PROBES).format(ref=subj, name=speaker)
-            self.add("Facilitator", text, "probe", to=speaker, ref=subj)
+            text = self.choose(PROBES, point).format(ref=second_person(subj), name=speaker)
+            self.add("Facilitator", text, "probe", to=speaker, point=point)
         elif r < 0.27:  # summarise the speaker, reusing their words
             clause = second_person(last["core"])
-            lead = rng.choice(SUMMARY_LEADS)
-            text = lead.format(clause=clause, Clause=sentence(clause))
-            self.add("Facilitator", text, "summarise", to=speaker, subj=subj)
+            text = rng.choice(SUMMARY_LEADS).format(clause=clause, Clause=sentence(clause))
+            self.add("Facilitator", text, "summarise", to=speaker, point=point)
         elif r < 0.33:  # bring someone else in
             self.invite(last, exclude=(speaker,))
         elif r < 0.34:
@@ -526,30 +573,35 @@ class Group:
             else:
                 target = self.other()
                 self.add("Facilitator", rng.choice(NAMED_HOUSEKEEPING).format(name=target), "named_housekeeping", to=target)
-        elif r < 0.46:  # another participant agrees
+        elif r < 0.47:  # another participant agrees
             self.add(self.other(speaker), rng.choice(AGREES).format(name=speaker), "agree")
-        elif r < 0.73:  # another participant builds on it
-            t = TOPICS[topic]
-            s2 = rng.choice(t["subjects"])
-            lead = rng.choice(BUILD_LEADS).format(name=speaker)
-            cont = rng.choice(BUILD_CONTINUATIONS).format(
-                subj=subj, pred=rng.choice([p for p in PREDICATES if p != pred]), pred_prev=pred, subj2=s2,
-                pred2=rng.choice([p for p in PREDICATES if p != pred]), action=rng.choice(t["actions"]))
-            text = sentence(lead + cont) + "."
+        elif r < 0.72:  # another participant builds on it, reusing its words
+            others = [p for p in PREDICATES if p != pred]
+            fmt = {"subj": subj, "pred": rng.choice(others), "pred_prev": pred, "subj2": rng.choice(t["subjects"]),
+                   "pred2": rng.choice(others), "action": rng.choice([a for a in t["actions"] if a != action]),
+                   "action_prev": action}
+            cont = rng.choice(BUILD_CONTINUATIONS if point["kind"] == "subj" else WE_BUILDS).format(**fmt)
+            text = sentence(rng.choice(BUILD_LEADS).format(name=speaker) + cont) + "."
             if rng.random() < 0.3:
                 text += " " + rng.choice(DETAILS)
-            self.add(self.other(speaker), text, "build", subj=subj, pred=rng.choice(PREDICATES), core=cont, topic=topic)
-        elif r < 0.89:  # another participant asks what they meant
-            text = rng.choice(CLARIFIES).format(ref=subj, name=speaker, alt=rng.choice(ALTS))
-            self.add(self.other(speaker), text, "clarify", to=speaker)
-        elif r < 0.96:  # reuses the words but disagrees or contrasts: not coded
+            self.add(self.other(speaker), text, "build", **{**point, "pred": fmt["pred"], "core": cont})
+        elif r < 0.88:  # another participant asks what they meant
+            question, answers = self.choose(CLARIFIES, point)
+            alt = rng.choice(ALTS)
+            text = question.format(ref=second_person(subj), name=speaker, alt=alt)
+            self.add(self.other(speaker), text, "clarify", to=speaker, ref=subj, alt=alt, answers=answers)
+        elif r < 0.95:  # reuses the words but disagrees or contrasts: not coded
             other_pred = rng.choice([p for p in PREDICATES if p != pred])
-            text = rng.choice(CONTRASTS).format(subj=subj, Subj=sentence(subj), pred=other_pred, pred_prev=pred,
-                                                pred_past=past(other_pred))
-            self.add(self.other(speaker), text, "contrast", subj=subj, pred=other_pred, core=f"{subj} {other_pred}", topic=topic)
+            fmt = {"subj": subj, "Subj": sentence(subj), "pred": other_pred, "pred_prev": pred, "pred_past": past(other_pred),
+                   "action_prev": action, "action": rng.choice([a for a in t["actions"] if a != action])}
+            template, core = rng.choice(CONTRASTS if point["kind"] == "subj" else WE_CONTRASTS)
+            self.add(self.other(speaker), template.format(**fmt), "contrast",
+                     **{**point, "pred": other_pred, "core": core.format(**fmt)})
         else:  # a fresh point on the topic
             self.participant_point(self.other(speaker), topic)
 
+
+POINT_KEYS = ("kind", "subj", "action", "pred", "core", "topic")
 
 MOVE_CODES = {"probe": "facilitation.probe", "summarise": "facilitation.summarise", "invite": "facilitation.invite",
               "agree": "discussion.agree", "build": "discussion.build", "clarify": "discussion.clarify"}
@@ -560,8 +612,7 @@ CONFUSIONS = {"summary_reply": "discussion.agree", "poll_answer": "discussion.ag
               "contrast": "discussion.build", "correction": "discussion.build", "answer": "discussion.build",
               "elaboration": "discussion.build", "question_to_facilitator": "discussion.clarify",
               "clarify_answer": "discussion.agree", "topic_q": "facilitation.probe", "poll": "facilitation.probe",
-              "named_housekeeping": "facilitation.invite", "ack": "facilitation.summarise",
-              "housekeeping": "facilitation.probe", "intro": "discussion.agree", "intro_q": "facilitation.invite"}
+              "named_housekeeping": "facilitation.invite", "facilitator_answer": "facilitation.summarise"}
 
 
 def flip(rng: random.Random, code: str, move: str, role: str, share: float) -> str:
