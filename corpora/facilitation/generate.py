@@ -12,6 +12,10 @@ disagreement. Standard library only, one fixed seed: two runs write identical fi
 
     python corpora/facilitation/generate.py            # writes next to this file
     python corpora/facilitation/generate.py --out DIR  # writes into DIR
+
+It writes focus-groups.csv (all groups, first coder), second-coder.csv (the same rows for a third of
+the groups, second coder) and second-coder-batch.csv (the second coder's codings as decisions for
+`qualcode code --batch`).
 """
 
 from __future__ import annotations
@@ -689,6 +693,20 @@ def write(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
+BATCH_COLUMNS = ["document_id", "seq", "speaker", "code_id", "coder"]
+
+
+def write_batch(path: Path, rows: list[dict]) -> None:
+    """The second coder's codings as a `qualcode code --batch` sheet: the same documents cannot be
+    ingested twice into one project, so the second coder's labels come in as decisions."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(BATCH_COLUMNS)
+        for r in rows:
+            for code in filter(None, r["codes"].split(";")):
+                writer.writerow([r["document"], r["seq"], r["speaker"], code, r["coder"]])
+
+
 def report(c: dict) -> str:
     lines = [f"{c['documents']} focus groups, {c['turns']:,} turns ({c['distinct_texts']:,} distinct texts); "
              f"split: {c['split']['train']:,} train / {c['split']['test']:,} test turns ({c['test_documents']} test groups)",
@@ -706,13 +724,14 @@ def report(c: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder for focus-groups.csv and second-coder.csv (default: next to this script)")
+                        help="folder for the CSV files (default: next to this script)")
     parser.add_argument("--quiet", action="store_true", help="do not print the counts")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     first, second, counts = generate()
     write(args.out / "focus-groups.csv", first)
     write(args.out / "second-coder.csv", second)
+    write_batch(args.out / "second-coder-batch.csv", second)
     if not args.quiet:
         print(report(counts))
     return 0
