@@ -258,6 +258,10 @@ PROBES = [
     "When you say {ref}, what does that mean in your building?", "Why do you think that is?",
     "Tell me what that was like for you", "What changed?", "Help me picture {ref}. Who is in the room?",
 ]
+NAMED_PROBES = ["{name}, say more about that.", "{name}, can you give an example of that?",
+                "Back to you, {name}: what did that look like?", "{name}, what made {ref} work for you?",
+                "{name}, you said {ref}. Can you say more", "Going back to {name}, how did that start?",
+                "{name}, walk us through one time that happened."]
 SUMMARY_LEADS = ["So what you're saying is {clause}.", "If I'm hearing you right, {clause}.", "So, in other words, {clause}.",
                  "It sounds like {clause}.", "Let me make sure I have this: {clause}.", "What I'm hearing is that {clause}.",
                  "So {clause}. Is that fair?", "{Clause}. Have I got that right?", "So for you, {clause}.",
@@ -276,6 +280,9 @@ AGREES = ["Same here.", "Yes, exactly.", "I agree with {name}.", "That's true fo
           "Mm-hm, same.", "Yes. All of that.", "Agreed.", "{name}'s right.", "Yeah, me too.", "Honestly, same.",
           "That's exactly it.", "Yes, one hundred percent.", "Same for my team.", "I'd say the same thing.",
           "Yeah, that's us too.", "Couldn't agree more."]
+AGREES_AFTER_CLARIFY = ["Okay, then same for us.", "Got it. Same here, then.", "Ah, okay. Yes, us too.",
+                        "Right, then I agree with {name}.", "Oh, then that's exactly our experience.", "Okay. Then yes, same.",
+                        "Then I'm with {name} on that."]
 SUMMARY_REPLIES = ["Yes, that's it.", "Pretty much, yes.", "Right.", "Exactly.", "Yes.", "That's right.", "More or less.",
                    "Yeah, that's fair.", "Yes, that's what I meant."]
 CORRECTIONS = ["Not quite. It's more that {clause}.", "Sort of, but really {clause}.", "Close. I'd say {clause}."]
@@ -376,8 +383,8 @@ class Group:
         self.district = district
         self.people = rng.sample(NAMES, rng.randint(3, 6))
         self.question = ""
-        self.topics = rng.sample(list(TOPICS), rng.randint(3, 4))
-        self.length = rng.randint(40, 76)  # blocks may run a few turns over
+        self.topics = rng.sample(list(TOPICS), rng.randint(2, 4))
+        self.length = rng.randint(46, 76)  # blocks may run a few turns over
         self.turns: list[dict] = []
         self.number = number
 
@@ -475,17 +482,24 @@ class Group:
             self.after_point(topic, last)
         elif last["move"] == "clarify":
             fmt = {"alt": last["alt"], "Alt": sentence(last["alt"]), "ref": last["ref"], "Ref": sentence(last["ref"])}
-            self.add(last["to"], rng.choice(last["answers"]).format(**fmt), "clarify_answer", topic=topic)
+            self.add(last["to"], rng.choice(last["answers"]).format(**fmt), "clarify_answer", topic=topic, asker=last["speaker"])
+        elif last["move"] == "clarify_answer" and rng.random() < 0.35:
+            # the one who asked, now clear, agrees with the speaker
+            self.add(last["asker"], rng.choice(AGREES_AFTER_CLARIFY).format(name=last["speaker"]), "agree")
         else:  # agree, short replies, asides: someone makes a fresh point or the facilitator steps in
             r = rng.random()
             prev = self.previous_point()
             if last["move"] == "agree" and prev and r < 0.12:  # a second voice agrees with the same point
                 self.add(self.other(last["speaker"], prev["speaker"]), rng.choice(AGREES).format(name=prev["speaker"]), "agree")
-            elif r < 0.64 and prev:
+            elif r < 0.46 and prev:
                 self.invite(prev, exclude=(prev["speaker"], last["speaker"]))
-            elif r < 0.71:
+            elif r < 0.70 and prev and prev["speaker"] != last["speaker"]:
+                # back to the one who made the point, by name: a probe, though it looks like an invite
+                text = self.choose(NAMED_PROBES, prev).format(name=prev["speaker"], ref=second_person(prev["subj"]))
+                self.add("Facilitator", text, "probe", to=prev["speaker"], point={k: prev[k] for k in POINT_KEYS})
+            elif r < 0.75:
                 self.add("Facilitator", rng.choice(ACKS), "ack")
-            elif r < 0.74:
+            elif r < 0.78:
                 self.add("Facilitator", rng.choice(HOUSEKEEPING), "housekeeping")
             else:
                 self.participant_point(self.other(last["speaker"]), topic)
@@ -509,18 +523,19 @@ class Group:
                                       "So {x}, in a nutshell."]).format(x=point["subj"])
                 else:
                     tie = rng.choice(["That's why we {x}.", "So now we {x}.", "After that we started to {x}."]).format(x=point["action"])
-                text = rng.choice(EXAMPLE_LEADS) + body + ". " + tie
+                lead = rng.choice(EXAMPLE_LEADS)
+                text = lead + (sentence(body) if lead.endswith(". ") else body) + ". " + tie
                 self.add(last["to"], text, "elaboration", **{**{k: point[k] for k in POINT_KEYS}, "core": body})
             else:
                 self.participant_point(last["to"], topic, move="elaboration", subj=point["subj"] or None, kind=point["kind"])
         elif move == "summarise":
             who, point = last["to"], last["point"]
             r = rng.random()
-            if r < 0.35 and len(self.people) > 1:
+            if r < 0.25 and len(self.people) > 1:
                 # another participant agrees with the point the facilitator restated: coded, while the
                 # speaker's own "yes, that's it" to the facilitator is not
                 self.add(self.other(who), rng.choice(AGREES).format(name=who), "agree")
-            elif r < 0.85:
+            elif r < 0.82:
                 self.add(who, rng.choice(SUMMARY_REPLIES), "summary_reply")
             else:
                 s = self.statement(topic, subj=point["subj"] or None, kind=point["kind"])
@@ -530,7 +545,7 @@ class Group:
                 self.add(who, text, "correction", **{k: s[k] for k in POINT_KEYS})
         elif move == "invite":
             prev = self.previous_point()
-            if prev and prev["speaker"] != last["to"] and rng.random() < 0.35:
+            if prev and prev["speaker"] != last["to"] and rng.random() < 0.25:
                 # the invited participant agrees with the point they were asked about
                 self.add(last["to"], rng.choice(AGREES).format(name=prev["speaker"]), "agree")
             else:
@@ -550,7 +565,12 @@ class Group:
 
     def invite(self, prev: dict, exclude: tuple[str, ...]) -> None:
         target = self.other(*exclude)
-        text = self.choose(INVITES, prev).format(name=target, unit=self.unit, ref=second_person(prev["subj"]))
+        recent = {t["speaker"] for t in self.turns[-8:]}
+        template = self.choose(INVITES, prev)
+        while ("spoken yet" in template and any(t["speaker"] == target for t in self.turns)) or (
+                "quiet" in template and target in recent):
+            template = self.choose(INVITES, prev)
+        text = template.format(name=target, unit=self.unit, ref=second_person(prev["subj"]))
         self.add("Facilitator", text, "invite", to=target)
 
     def after_point(self, topic: str, last: dict) -> None:
@@ -560,24 +580,24 @@ class Group:
         subj, pred, action = last["subj"], last["pred"], last["action"]
         t = TOPICS[topic]
         r = rng.random()
-        if last["move"] == "build" and rng.random() < 0.5:  # long chains of builds on one idea are rare
+        if last["move"] == "build" and rng.random() < 0.15:  # long chains of builds on one idea are rare
             r = rng.uniform(0, 0.46)
-        if r < 0.14:  # probe the speaker
+        if r < 0.12:  # probe the speaker
             text = self.choose(PROBES, point).format(ref=second_person(subj), name=speaker)
             self.add("Facilitator", text, "probe", to=speaker, point=point)
         elif r < 0.27:  # summarise the speaker, reusing their words
             clause = second_person(last["core"])
             text = rng.choice(SUMMARY_LEADS).format(clause=clause, Clause=sentence(clause))
             self.add("Facilitator", text, "summarise", to=speaker, point=point)
-        elif r < 0.33:  # bring someone else in
+        elif r < 0.32:  # bring someone else in
             self.invite(last, exclude=(speaker,))
-        elif r < 0.34:
+        elif r < 0.33:
             if rng.random() < 0.5:
                 self.add("Facilitator", rng.choice(ACKS), "ack")
             else:
                 target = self.other()
                 self.add("Facilitator", rng.choice(NAMED_HOUSEKEEPING).format(name=target), "named_housekeeping", to=target)
-        elif r < 0.47:  # another participant agrees
+        elif r < 0.43:  # another participant agrees
             self.add(self.other(speaker), rng.choice(AGREES).format(name=speaker), "agree")
         elif r < 0.72:  # another participant builds on it, reusing its words
             others = [p for p in PREDICATES if p != pred]
@@ -589,7 +609,7 @@ class Group:
             if rng.random() < 0.3:
                 text += " " + rng.choice(DETAILS)
             self.add(self.other(speaker), text, "build", **{**point, "pred": fmt["pred"], "core": cont})
-        elif r < 0.88:  # another participant asks what they meant
+        elif r < 0.89:  # another participant asks what they meant
             question, answers = self.choose(CLARIFIES, point)
             alt = rng.choice(ALTS)
             text = question.format(ref=second_person(subj), name=speaker, alt=alt)
