@@ -145,6 +145,19 @@ def test_second_coder_covers_twenty_groups_and_disagrees_sometimes():
     assert len(batch) == sum(len([c for c in r["codes"].split(";") if c]) for r in second)
 
 
+def load_generator():
+    spec = importlib.util.spec_from_file_location("facilitation_generate", GENERATOR)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_shows_the_generators_counts():
+    generator = load_generator()
+    _, _, counts = generator.generate()
+    assert generator.report(counts) in (HERE / "README.md").read_text(encoding="utf-8")
+
+
 def test_summaries_and_builds_reuse_the_previous_turn():
     """What makes the corpus worth having: most summaries and builds share words with the turn before."""
     data = rows()
