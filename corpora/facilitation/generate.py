@@ -491,15 +491,15 @@ class Group:
             prev = self.previous_point()
             if last["move"] == "agree" and prev and r < 0.12:  # a second voice agrees with the same point
                 self.add(self.other(last["speaker"], prev["speaker"]), rng.choice(AGREES).format(name=prev["speaker"]), "agree")
-            elif r < 0.46 and prev:
+            elif r < 0.48 and prev:
                 self.invite(prev, exclude=(prev["speaker"], last["speaker"]))
             elif r < 0.70 and prev and prev["speaker"] != last["speaker"]:
                 # back to the one who made the point, by name: a probe, though it looks like an invite
                 text = self.choose(NAMED_PROBES, prev).format(name=prev["speaker"], ref=second_person(prev["subj"]))
                 self.add("Facilitator", text, "probe", to=prev["speaker"], point={k: prev[k] for k in POINT_KEYS})
-            elif r < 0.75:
+            elif r < 0.72:
                 self.add("Facilitator", rng.choice(ACKS), "ack")
-            elif r < 0.78:
+            elif r < 0.74:
                 self.add("Facilitator", rng.choice(HOUSEKEEPING), "housekeeping")
             else:
                 self.participant_point(self.other(last["speaker"]), topic)
