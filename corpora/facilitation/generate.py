@@ -344,9 +344,8 @@ ASIDES = ["Sorry, I have to step out at four.", "Can I grab another coffee first
           "Sorry, that was my phone.", "Is it okay if I eat while we talk?"]
 
 PAST = {"finally has": "finally had", " is ": " was ", "gets ": "got ", "works ": "worked ", "depends ": "depended ",
-        "changed": "changed", "looks ": "looked ", "keeps ": "kept ", "feels ": "felt ", "has gotten": "had gotten",
-        "takes ": "took ", "gives ": "gave ", "runs ": "ran ", "never quite connects": "never quite connected",
-        "helped": "helped", "made": "made", "started": "started", "turned": "turned"}
+        "looks ": "looked ", "keeps ": "kept ", "feels ": "felt ", "has gotten": "had gotten",
+        "takes ": "took ", "gives ": "gave ", "runs ": "ran ", "never quite connects": "never quite connected"}
 
 
 def past(pred: str) -> str:
