@@ -50,7 +50,8 @@ class Combiner:
             # are left out of its fit; a code with no model at all is thresholded on the lexicon.
             ok = ~np.isnan(P[:, j]) & ~np.isnan(lesson[:, j])
             if not ok.any():
-                ok = np.ones(len(Y), dtype=bool)
+                self.thresholds[j] = best_threshold(Y[:, j], combined[:, j])
+                continue
             y = Y[ok, j]
             if y.sum() >= MIN_STACK and y.sum() < len(y):
                 self.stackers[j] = LogisticRegression(C=1.0).fit(self._features(j, P[ok], L[ok], lesson[ok]), y)
