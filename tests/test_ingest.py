@@ -666,9 +666,11 @@ def corpus_with_codings(tmp_path, db):
 
 
 def content(db):
-    """What an attribute change must leave alone: texts, segments and codings, row for row."""
+    """What an attribute change must leave alone: texts, segments and codings, row for row
+    (speaker roles aside: the conventions read the kind and the interviewer attribute)."""
     return (rows(db, "SELECT id, text, sha256, format, source_path FROM documents ORDER BY id"),
-            rows(db, "SELECT * FROM segments ORDER BY id"), rows(db, "SELECT * FROM codings ORDER BY id"),
+            rows(db, "SELECT id, document_id, seq, speaker, start_char, end_char, text, start_time, end_time "
+                     "FROM segments ORDER BY id"), rows(db, "SELECT * FROM codings ORDER BY id"),
             rows(db, "SELECT rowid, text, speaker FROM segments_fts ORDER BY rowid"))
 
 
@@ -684,6 +686,9 @@ def test_set_attributes_of_one_document(coded_db, tmp_path):
     assert doc == {"title": "Interview with a teacher", "kind": "focus_group", "site": "Eastbrook", "role": "teacher",
                    "date": "2025-03-01", "attributes": '{"interviewer": "Sam Lee"}'}
     assert content(db) == before
+    # A focus group's questioner is its facilitator, and Sam Lee is the interviewer named.
+    assert {r["speaker"]: r["speaker_role"] for r in rows(
+        db, "SELECT speaker, speaker_role FROM segments WHERE document_id = 'interview-01'")}["Interviewer"] == "facilitator"
     # The excerpts table copies site and kind: it follows, and still matches its source view.
     assert {r["site"] for r in rows(db, "SELECT site FROM excerpts")} == {"Eastbrook"}
     assert_excerpts_current(db.conn)

@@ -289,6 +289,8 @@ def _file_line(f: FileResult) -> str:
 @click.option("--text-column", help="Spreadsheets: the column holding the segment text.")
 @click.option("--document-column", help="Spreadsheets: the column holding the document id.")
 @click.option("--speaker-column", help="Spreadsheets: the column holding the speaker.")
+@click.option("--speaker-role-column", help="Spreadsheets: the column holding each row's speaker role "
+              "(default: a column named speaker_role).")
 @click.option("--time-column", help="Spreadsheets: the column holding a timestamp (seconds or HH:MM:SS).")
 @click.option("--order-column", help="Spreadsheets: the column giving the segment order.")
 @click.option("--code-column", multiple=True, callback=_code_columns, help="Spreadsheets: a code column, as COLUMN or COLUMN=CODER (repeatable).")
@@ -300,7 +302,7 @@ def _file_line(f: FileResult) -> str:
               show_default=True, help="CSV spreadsheets: comma with \"\" inside quotes (RFC 4180), ';', tabs, or \\\" inside quotes.")
 @db_option
 def ingest(paths, manifest, attributes, segment, replace, strict, text_column,
-           document_column, speaker_column, time_column, order_column, code_column, coder, code_separator, sheet,
+           document_column, speaker_column, speaker_role_column, time_column, order_column, code_column, coder, code_separator, sheet,
            create_codes, csv_dialect, db_path):
     """Ingest transcripts and notes (files or folders, recursively).
 
@@ -319,7 +321,8 @@ def ingest(paths, manifest, attributes, segment, replace, strict, text_column,
         raise click.UsageError("give files or folders to ingest, or a --manifest")
     options = IngestOptions(
         manifest=manifest, attributes=attributes, segment=segment, replace=replace, strict=strict,
-        table=TableMapping(text=text_column, document=document_column, speaker=speaker_column, time=time_column,
+        table=TableMapping(text=text_column, document=document_column, speaker=speaker_column,
+                           speaker_role=speaker_role_column, time=time_column,
                            order=order_column, codes=code_column, coder=coder, separator=code_separator, sheet=sheet,
                            csv_dialect=csv_dialect),
         create_codes=create_codes,
@@ -394,6 +397,99 @@ def attributes_set(document, manifest, title, attributes, db_path):
     updated = sum(1 for r in results if r.changes)
     counts = ", ".join(f"{n} {word}" for n, word in ((updated, "updated"), (len(results) - updated, "unchanged")) if n)
     click.echo(f"{_n(len(results), 'document')}: {counts or 'nothing to do'}")
+
+
+# --- speaker roles ----------------------------------------------------------------
+
+
+@cli.group()
+def roles():
+    """Speaker roles (interviewer, participant, teacher...): list them, and map speakers to roles.
+
+    Every turn's role comes from, strongest first: a spreadsheet's speaker_role column, the
+    speaker map of its document, the project's speaker map, and the conventions (I, Q,
+    Interviewer, Facilitator, Moderator and a document's `interviewer` attribute ask; anyone
+    else is a participant). Codebook codes with `roles:` are suggested only on those turns.
+    """
+
+
+@roles.command("list")
+@db_option
+def roles_list(db_path):
+    """List every speaker with their role, where it comes from, and their segments.
+
+    \b
+    Example:
+        qualcode roles list
+    """
+    from .roles import list_roles
+
+    rows = list_roles(_open(db_path))
+    if not rows:
+        click.echo("No speakers yet: ingest transcripts with speaker turns first.")
+        return
+    width = max(7, min(max(len(r["speaker"]) for r in rows), 30))
+    click.echo(f"{'speaker':<{width}}  {'role':<14} {'source':<11} {'segments':>8}  document")
+    for r in rows:
+        click.echo(f"{r['speaker'][:30]:<{width}}  {r['role'] or '(none)':<14} {r['source'] or '':<11} "
+                   f"{r['segments']:>8,}  {r['document'] or ''}".rstrip())
+
+
+@roles.command("set")
+@click.argument("speaker")
+@click.argument("role")
+@click.option("--document", help="Only in this document (by id); without it, in every document.")
+@db_option
+def roles_set(speaker, role, document, db_path):
+    """Map SPEAKER (as transcripts label them, any case) to ROLE, and re-apply roles.
+
+    \b
+    Examples:
+        qualcode roles set "Ana Ruiz" teacher
+        qualcode roles set "Sam Lee" facilitator --document harbor-01-focus-group
+    """
+    from .roles import set_role
+
+    with _open(db_path).atomic() as db:
+        result = set_role(db, speaker, role, document)
+    click.echo(result.summary())
+
+
+@roles.command("clear")
+@click.argument("speaker")
+@click.option("--document", help="The document whose mapping to remove; without it, the project's.")
+@db_option
+def roles_clear(speaker, document, db_path):
+    """Remove SPEAKER's mapping, so their turns fall back to the next source, and re-apply roles.
+
+    \b
+    Example:
+        qualcode roles clear "Ana Ruiz"
+    """
+    from .roles import clear_role
+
+    with _open(db_path).atomic() as db:
+        result = clear_role(db, speaker, document)
+    click.echo(result.summary("cleared"))
+
+
+@roles.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+def roles_import(file, db_path):
+    """Map the speakers of a CSV FILE with columns speaker, role and (optionally) document.
+
+    One change: a bad row changes nothing. An empty document cell maps the speaker in every document.
+
+    \b
+    Example:
+        qualcode roles import speakers.csv
+    """
+    from .roles import import_roles
+
+    with _open(db_path).atomic() as db:
+        result = import_roles(db, file)
+    click.echo(result.summary())
 
 
 # --- status and serve -----------------------------------------------------------

@@ -17,9 +17,10 @@ import yaml
 
 from . import safeyaml
 from .db import now
-from .errors import CodebookError
+from .errors import CodebookError, QualcodeError
 
-CODE_FIELDS = {"id", "name", "definition", "include", "exclude", "examples", "terms", "color", "children"}
+CODE_FIELDS = {"id", "name", "definition", "include", "exclude", "examples", "terms", "color", "children",
+               "roles", "exclusive"}
 TOP_FIELDS = {"name", "version", "description", "codes"}
 ID_PART = r"[a-z][a-z0-9_-]*"
 ID_RE = re.compile(rf"^{ID_PART}(\.{ID_PART})*$")
@@ -39,6 +40,10 @@ class Code:
     color: str | None = None
     children: list["Code"] = field(default_factory=list)
     line: int = 0
+    #: The speaker roles the code applies to; None: not set here (a sub-code takes its parent's),
+    #: [] set empty (no scope, whatever the parent's).
+    roles: list[str] | None = None
+    exclusive: bool = False  # on a parent: at most one of its sub-codes applies to a segment
 
 
 @dataclass
@@ -196,6 +201,11 @@ class _Parser:
         if color and not COLOR_RE.match(color):
             self.problem(values["color"], f"{label} has a bad colour '{_short(color)}' (use #rrggbb)")
         children = self.codes(values["children"], code_id or "?") if "children" in values else []
+        roles = self.roles(values["roles"], label) if "roles" in values else None
+        exclusive = self.flag(values["exclusive"], "exclusive", label) if "exclusive" in values else False
+        if exclusive and not children:
+            self.problem(values["exclusive"], f"{label} is exclusive but has no sub-codes "
+                                              "(exclusive: true says at most one of its sub-codes applies)")
         return Code(
             id=code_id,
             name=self.text(values["name"], "name") if "name" in values else "",
@@ -207,7 +217,46 @@ class _Parser:
             color=color,
             children=children,
             line=line,
+            roles=roles,
+            exclusive=exclusive,
         )
+
+    def roles(self, node: yaml.Node, label: str) -> list[str]:
+        """``roles: [participant, teacher]`` (or one role alone): speaker role names."""
+        from .roles import normalise_role
+
+        if isinstance(node, yaml.ScalarNode):
+            items = [node] if node.value.strip() else []
+        elif isinstance(node, yaml.SequenceNode):
+            items = node.value
+        else:
+            self.problem(node, f"'roles' of {label} must be a list of role names, not a {_kind(node)}")
+            return []
+        roles: list[str] = []
+        for item in items:
+            if not isinstance(item, yaml.ScalarNode):
+                self.problem(item, f"'roles' of {label} must list role names, not a {_kind(item)}")
+                continue
+            try:
+                role = normalise_role(item.value)
+            except QualcodeError as e:
+                self.problem(item, f"'roles' of {label}: {e.message}" + (f" — {e.hint}" if e.hint else ""))
+                continue
+            if role in roles:
+                self.problem(item, f"'roles' of {label} names '{role}' twice")
+            else:
+                roles.append(role)
+        return roles
+
+    def flag(self, node: yaml.Node, name: str, label: str) -> bool:
+        value = node.value.strip().lower() if isinstance(node, yaml.ScalarNode) else None
+        if value in ("true", "yes", "on"):
+            return True
+        if value in ("false", "no", "off"):
+            return False
+        shown = f"'{_short(node.value)}'" if isinstance(node, yaml.ScalarNode) else f"a {_kind(node)}"
+        self.problem(node, f"'{name}' of {label} must be true or false, not {shown}")
+        return False
 
 
 def _short(value: object, limit: int = 60) -> str:
@@ -273,7 +322,8 @@ def load_codebook(path: str | Path) -> Codebook:
     return codebook
 
 
-def _row(code: Code, codebook: Codebook, parent: Code | None, lesson: str, depth: int, order: int) -> dict:
+def _row(code: Code, codebook: Codebook, parent: Code | None, lesson: str, depth: int, order: int,
+         roles: list[str] | None = None) -> dict:
     return {
         "id": code.id,
         "codebook_id": codebook.id,
@@ -289,11 +339,13 @@ def _row(code: Code, codebook: Codebook, parent: Code | None, lesson: str, depth
         "color": code.color,
         "sort_order": order,
         "archived": 0,
+        "roles": json.dumps(roles, ensure_ascii=False) if roles else None,
+        "exclusive": int(code.exclusive),
     }
 
 
 COMPARED = ("codebook_id", "parent_id", "lesson_id", "depth", "name", "definition", "include",
-            "exclude", "examples", "terms", "color", "sort_order", "archived")
+            "exclude", "examples", "terms", "color", "sort_order", "archived", "roles", "exclusive")
 
 
 def sync_codebook(db: sqlite_utils.Database, codebook: Codebook, force: bool = False) -> SyncResult:
@@ -304,10 +356,12 @@ def sync_codebook(db: sqlite_utils.Database, codebook: Codebook, force: bool = F
     refused (coders' work would be orphaned) unless ``force``, which archives it.
     """
     result = SyncResult(codebook.id)
-    rows, lesson_of = [], {}
+    rows, lesson_of, roles_of = [], {}, {}
     for order, (code, parent, depth) in enumerate(codebook.walk()):
         lesson_of[code.id] = lesson_of[parent.id] if parent else code.id
-        rows.append(_row(code, codebook, parent, lesson_of[code.id], depth, order))
+        # A sub-code's scope is its parent's unless it names its own: stored as it applies.
+        roles_of[code.id] = code.roles if code.roles is not None else (roles_of[parent.id] if parent else None)
+        rows.append(_row(code, codebook, parent, lesson_of[code.id], depth, order, roles_of[code.id]))
     wanted = {r["id"] for r in rows}
     existing = {r["id"]: r for r in db.query("SELECT * FROM codes")}
     foreign = [r["id"] for r in rows if r["id"] in existing and existing[r["id"]]["codebook_id"] != codebook.id]
@@ -525,6 +579,7 @@ def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> 
     book = books[0]
     rows = list(db.query("SELECT * FROM codes WHERE codebook_id = ? AND archived = 0 ORDER BY sort_order", [book["id"]]))
     nodes: dict[str, dict] = {}
+    roles_of: dict[str, list[str]] = {}
     top: list[dict] = []
     known = {r["id"] for r in rows}
     rows.sort(key=lambda r: (r["depth"], r["sort_order"]))  # every parent's node exists before its children
@@ -539,6 +594,13 @@ def dump_codebook(db: sqlite_utils.Database, codebook_id: str | None = None) -> 
                 node[key] = values
         if r["color"]:
             node["color"] = r["color"]
+        roles = json.loads(r["roles"]) if r.get("roles") else []
+        parent_roles = roles_of.get(r["parent_id"], [])
+        if roles != parent_roles:  # inherited scopes are written once, on the code that sets them
+            node["roles"] = roles
+        roles_of[r["id"]] = roles
+        if r.get("exclusive"):
+            node["exclusive"] = True
         nodes[r["id"]] = node
         if r["parent_id"] in known:
             nodes[r["parent_id"]].setdefault("children", []).append(node)

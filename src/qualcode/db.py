@@ -675,3 +675,59 @@ def _m0007_coding_removals(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+@migrations(name="0008_speaker_roles")
+def _m0008_speaker_roles(db: sqlite_utils.Database) -> None:
+    """Speaker roles: each segment's role and where it came from, a speaker map, and the codebook's
+    role scopes and exclusive sets.
+
+    Roles are filled at once from the conventions (see :mod:`qualcode.roles`), so an old
+    project reads as a new one would; excerpts carry the role too, for report writers.
+    """
+    from .roles import apply_roles
+
+    db.executescript(
+        """
+        ALTER TABLE segments ADD COLUMN speaker_role TEXT;
+        ALTER TABLE segments ADD COLUMN speaker_role_source TEXT
+            CHECK (speaker_role_source IN ('spreadsheet', 'document', 'project', 'convention'));
+        CREATE INDEX idx_segments_speaker_role ON segments(speaker_role);
+
+        -- A role scope: a JSON list of role names, or NULL for none. exclusive = 1 on a
+        -- parent: at most one of its sub-codes applies to a segment.
+        ALTER TABLE codes ADD COLUMN roles TEXT;
+        ALTER TABLE codes ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0 CHECK (exclusive IN (0, 1));
+
+        -- The speaker map: document_id '' is the whole project. Speakers match whatever their case.
+        CREATE TABLE speaker_roles (
+            document_id TEXT NOT NULL DEFAULT '',
+            speaker TEXT NOT NULL COLLATE NOCASE,
+            role TEXT NOT NULL,
+            PRIMARY KEY (document_id, speaker)
+        );
+        CREATE TRIGGER speaker_roles_document_delete AFTER DELETE ON documents BEGIN
+            DELETE FROM speaker_roles WHERE document_id = old.id;
+        END;
+        """
+    )
+    # Filled before the excerpts follow segments' roles, so they are copied once, in bulk.
+    apply_roles(db)
+    source = db.execute("SELECT sql FROM sqlite_master WHERE name = 'excerpt_source'").fetchone()[0]
+    last = "g.origin, g.memo, g.created_at"
+    assert last in source, "excerpt_source no longer ends as migration 0008 expects"
+    db.executescript(
+        "DROP VIEW excerpt_source;\n"
+        + source.replace(last, last + ", s.speaker_role", 1) + ";\n"
+        + f"""
+        ALTER TABLE excerpts ADD COLUMN speaker_role TEXT;
+        UPDATE excerpts SET speaker_role = (SELECT s.speaker_role FROM segments s WHERE s.id = excerpts.segment_id);
+        CREATE INDEX idx_excerpts_speaker_role ON excerpts(speaker_role);
+        DROP TRIGGER excerpts_segment_update;
+        CREATE TRIGGER excerpts_segment_update
+        AFTER UPDATE OF id, document_id, seq, speaker, start_time, text, start_char, end_char, speaker_role ON segments BEGIN
+            DELETE FROM excerpts WHERE segment_id = old.id;
+            {_EXCERPT_SOURCE} segment_id = new.id;
+        END;
+        """
+    )

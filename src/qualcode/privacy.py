@@ -100,6 +100,11 @@ FIELDS: dict[tuple[str, str], Field] = {
     ("consensus_decisions", "decided_at"): _TIME,
     ("about", "title"): Field(TEXT), ("about", "description"): Field(TEXT), ("about", "license"): Field(TEXT),
     ("about", "license_url"): Field(TEXT), ("about", "source"): Field(TEXT), ("about", "source_url"): Field(TEXT),
+    ("segments", "speaker_role"): Field(SAFE, "a role name (lowercase words) checked by qualcode.roles, not a name"),
+    ("segments", "speaker_role_source"): _CHECKED,
+    ("codes", "roles"): Field(SAFE, "a JSON list of role names checked by the codebook loader, not names"),
+    ("speaker_roles", "document_id"): Field(IDENTIFIER), ("speaker_roles", "speaker"): Field(TEXT),
+    ("speaker_roles", "role"): Field(SAFE, "a role name (lowercase words) checked by qualcode.roles, not a name"),
     ("coding_removals", "id"): Field(SAFE, "a random hex id made by SQLite"),
     ("coding_removals", "code_id"): Field(IDENTIFIER), ("coding_removals", "removed_at"): _TIME,
     ("_sqlite_migrations", "migration_set"): Field(SAFE, "qualcode's own migration names"),
@@ -370,6 +375,10 @@ class Pseudonymiser:
         """
         speakers = [r[0] for r in db.execute(
             "SELECT speaker, min(id) AS first FROM segments WHERE speaker IS NOT NULL GROUP BY speaker ORDER BY first")]
+        # Speakers mapped to a role but in no segment (mapped ahead, or only in unpublished documents)
+        # are people too; after those with turns, so the numbering of speakers is unchanged.
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'speaker_roles'").fetchone():
+            speakers += [r[0] for r in db.execute("SELECT DISTINCT speaker FROM speaker_roles ORDER BY speaker")]
         coders = [r[0] for r in db.execute("SELECT name FROM coders WHERE NOT consensus ORDER BY id")]
         documents = [(r[0], r[1]) for r in db.execute("SELECT id, sha256 FROM documents ORDER BY id")]
         return cls(speakers, extra, coders, documents)

@@ -105,6 +105,7 @@ class Segment:
     speaker: str | None = None
     start_time: float | None = None
     end_time: float | None = None
+    role: str | None = None  # a speaker role given row by row (a spreadsheet's speaker_role column)
 
 
 def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
@@ -199,5 +200,5 @@ def sentences(text: str, segments: list[Segment]) -> list[Segment]:
         for sent in doc.sents:
             s, e = _trimmed(text, seg.start + sent.start_char, seg.start + sent.end_char)
             if s < e:
-                out.append(Segment(s, e, seg.speaker, seg.start_time, seg.end_time))
+                out.append(Segment(s, e, seg.speaker, seg.start_time, seg.end_time, seg.role))
     return out

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from ..db import now
 from ..errors import IngestError
+from ..roles import apply_roles
 from .readers import Coding, Parsed, slug
 from .segment import Segment
 
@@ -90,6 +91,8 @@ def update_attributes(db: sqlite_utils.Database, doc_id: str, columns: dict, ext
     if sets:
         assignments = ", ".join(f"{k} = ?" for k in sets)
         db.execute(f"UPDATE documents SET {assignments} WHERE id = ?", [*sets.values(), doc_id])
+    if any(name in ("kind", "interviewer") for name, _, _ in changes):
+        apply_roles(db, [doc_id])  # the conventions read both
     return changes
 
 
@@ -179,9 +182,21 @@ def write_document(
         sets = ", ".join(f"{k} = ?" for k in content)
         db.execute(f"UPDATE documents SET {sets} WHERE id = ?", [*content.values(), doc_id])
         stored.kept_codings, stored.dropped_codings = _replace_segments(db, doc_id, rows)
+    _store_roles(db, doc_id, segments)
     if parsed.codings:
         stored.codings = _import_codings(db, doc_id, parsed, create_codes, source_path)
     return stored
+
+
+def _store_roles(db: sqlite_utils.Database, doc_id: str, segments: list[Segment]) -> None:
+    """Give the document's segments their roles: a spreadsheet's row by row, the others from the
+    speaker map or the conventions (:func:`qualcode.roles.apply_roles`)."""
+    given = [(s.role, doc_id, seq) for seq, s in enumerate(segments, 1) if s.role]
+    db.execute("UPDATE segments SET speaker_role_source = NULL WHERE document_id = ? AND speaker_role_source = 'spreadsheet'",
+               [doc_id])
+    db.conn.executemany("UPDATE segments SET speaker_role = ?, speaker_role_source = 'spreadsheet' "
+                        "WHERE document_id = ? AND seq = ?", given)
+    apply_roles(db, [doc_id])
 
 
 def _replace_segments(db: sqlite_utils.Database, doc_id: str, rows: list[tuple]) -> tuple[int, int]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import IngestError
+from ..errors import IngestError, QualcodeError
+from ..roles import normalise_role
 from .csvread import read_csv
 from .decode import decode_text
 from .limits import MAX_COLUMNS, check_file_size, check_zip
@@ -24,6 +25,8 @@ from .segment import join_turns
 
 #: Columns that, when present and not mapped otherwise, describe the document.
 DOCUMENT_COLUMNS = ("title", "kind", "site", "district", "role", "date")
+#: The column that, when present and not mapped otherwise, gives each row's speaker role.
+SPEAKER_ROLE_COLUMN = "speaker_role"
 
 
 @dataclass
@@ -33,6 +36,7 @@ class TableMapping:
     text: str | None = None
     document: str | None = None
     speaker: str | None = None
+    speaker_role: str | None = None  # default: a column named speaker_role, if there is one
     time: str | None = None
     order: str | None = None
     codes: list[tuple[str, str | None]] = field(default_factory=list)  # (column, coder)
@@ -218,7 +222,8 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
     else:
         header, rows, warnings = _rows_csv(path, data, mapping.csv_dialect)
     wanted = [("--text-column", mapping.text), ("--document-column", mapping.document),
-              ("--speaker-column", mapping.speaker), ("--time-column", mapping.time),
+              ("--speaker-column", mapping.speaker), ("--speaker-role-column", mapping.speaker_role),
+              ("--time-column", mapping.time),
               ("--order-column", mapping.order)] + [("--code-column", c) for c, _ in mapping.codes]
     for option, column in wanted:
         if column is not None and column not in header:
@@ -238,8 +243,10 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
                 path,
                 hint=f"write --code-column '{column}=CODER NAME' or give --coder",
             )
-    extra = [c for c in DOCUMENT_COLUMNS if c in header and c not in {mapping.text, mapping.document, mapping.speaker}]
-    used = [c for c in (mapping.text, mapping.document, mapping.speaker, mapping.time, mapping.order) if c]
+    role_column = mapping.speaker_role or (SPEAKER_ROLE_COLUMN if SPEAKER_ROLE_COLUMN in header else None)
+    mapped = {mapping.text, mapping.document, mapping.speaker, role_column}
+    extra = [c for c in DOCUMENT_COLUMNS if c in header and c not in mapped]
+    used = [c for c in (mapping.text, mapping.document, mapping.speaker, role_column, mapping.time, mapping.order) if c]
     used += [c for c, _ in mapping.codes] + extra
     groups: dict[str, list[tuple[int, dict]]] = {}
     ids: dict[str, str] = {}  # document id -> the value it was made from
@@ -269,7 +276,15 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
                     raise IngestError(f"'{row[mapping.order][:40]}' in '{mapping.order}' is not a number", path, line,
                                       hint="the order column needs a number on every row")
             group.sort(key=lambda item: float(item[1][mapping.order]))
-        turns, codings = [], []
+        # A 'role' column is the document's role (the participant's, as in a manifest); when it
+        # differs between a document's rows it can only be each row's speaker role.
+        row_roles = role_column
+        if row_roles is None and "role" in extra and len({r["role"].strip() for _, r in group if r["role"].strip()}) > 1:
+            row_roles = "role"
+            warnings_here = [f"{path}: column 'role' varies within document '{key}': read as each row's speaker role"]
+        else:
+            warnings_here = []
+        turns, codings, roles = [], [], []
         for line, row in group:
             body = re.sub(r"\s+", " ", row[mapping.text]).strip()
             if not body:
@@ -277,6 +292,12 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
             speaker = row[mapping.speaker].strip() or None if mapping.speaker else None
             at = _seconds(row[mapping.time], path, line) if mapping.time else None
             turns.append((speaker, body, at, None))
+            if row_roles:
+                value = row[row_roles].strip()
+                try:
+                    roles.append(normalise_role(value) if value else None)
+                except QualcodeError as e:
+                    raise IngestError(f"column '{row_roles}': {e.message}", path, line, hint=e.hint) from None
             for column, coder in mapping.codes:
                 for value in row[column].split(mapping.separator):
                     if value.strip():
@@ -284,13 +305,16 @@ def read_table(path: Path, data: bytes, mapping: TableMapping) -> list[Parsed]:
         if not turns:
             continue
         text, segments = join_turns(turns)
-        meta = {c: group[0][1][c].strip() for c in extra if group[0][1][c].strip()}
+        for segment, role in zip(segments, roles):
+            segment.role = role
+        meta = {c: group[0][1][c].strip() for c in extra if c != row_roles and group[0][1][c].strip()}
         meta.setdefault("title", key)
-        digest = hashlib.sha256(
-            json.dumps([text, [(c.seq, c.code, c.coder) for c in codings], meta], ensure_ascii=False).encode()
-        ).hexdigest()
-        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings, list(warnings),
-                           meta_lines={c: group[0][0] for c in meta}))
+        content = [text, [(c.seq, c.code, c.coder) for c in codings], meta]
+        if any(roles):  # only then, so the digest of a sheet without roles is what it always was
+            content.append(roles)
+        digest = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+        docs.append(Parsed(slug(key), text, path.suffix.lower()[1:], digest, meta, segments, codings,
+                           list(warnings) + warnings_here, meta_lines={c: group[0][0] for c in meta}))
     return docs
 
 

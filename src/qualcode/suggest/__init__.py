@@ -9,7 +9,6 @@ data too, as explicit, double-weighted negatives.
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -19,13 +18,12 @@ import sqlite_utils
 
 from ..coding import CodingError, find_code, find_coder
 from ..db import now
+from ..roles import INTERVIEWER, convention_role  # noqa: F401  (INTERVIEWER: re-exported for older imports)
 from .features import CHAR_NGRAM_ROWS, Featurizer, Item
 from .lexicon import Lexicon
 from .combine import Combiner
 from .model import CodeModel, GroupModel, best_threshold, precision_threshold
 
-#: Labels that mark the interviewer's or facilitator's turns (used until a project has speaker roles).
-INTERVIEWER = re.compile(r"^(?:I|Q|Interviewer|Facilitator|Moderator)$", re.I)
 #: The roles that ask rather than answer: codes not scoped to roles are not suggested on their turns.
 ASKING_ROLES = frozenset({"interviewer", "facilitator", "moderator"})
 REJECTION_WEIGHT = 2.0
@@ -80,11 +78,8 @@ def in_scope(code: dict, speaker_role: str) -> bool:
 
 
 def _speaker_role(kind: str, speaker: str | None, interviewer: str | None) -> str:
-    if not speaker:
-        return ""
-    if INTERVIEWER.match(speaker) or speaker == interviewer:
-        return "facilitator" if kind == "focus_group" else "interviewer"
-    return "participant"
+    """The conventional role (see :mod:`qualcode.roles`), '' for no speaker, for segments stored without one."""
+    return convention_role(kind, speaker, interviewer) or ""
 
 
 def document_filter(db: sqlite_utils.Database, documents: list[str] | None = None,
