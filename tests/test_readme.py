@@ -66,6 +66,44 @@ FILES = {
     "corpora/cedar-valley/cedar-04-teacher-millbrook.srt,,2024-11-15\n",
     "bad-fixes.csv": "path,date\ncorpora/cedar-valley/cedar-04-teacher-millbrook.srt,2024-11-15\n"
     "corpora/harbor/harbor-01-deputy-superintendent.txt,2024-10-51\n",
+    "speakers.csv": "speaker,role,document\nP1,teacher,\nP2,teacher,\nP3,coach,\n",
+    "bad.csv": "speaker,role\nP1,teacher\nP2,\n",
+    "lesson.csv": "doc,speaker,role,text\nclass-1,Ms Ortiz,teacher,What do you notice about these two graphs?\n"
+    "class-1,Jamal,student,The second one climbs faster after week three.\n",
+    "lesson2.csv": "doc,speaker,who,text\nclass-2,Ms Ortiz,teacher,What do you notice about these two graphs?\n"
+    "class-2,Jamal,student,The second one climbs faster after week three.\n",
+    "talk.yml": (
+        "name: Classroom talk\n"
+        "codes:\n"
+        "  - id: discussion\n"
+        "    name: Discussion\n"
+        "    definition: How students talk with each other.\n"
+        "    roles: [student, participant]\n"
+        "    exclusive: true\n"
+        "    children:\n"
+        "      - id: discussion.agree\n"
+        "        name: Agreeing\n"
+        "        definition: Builds on what another student said.\n"
+        "      - id: discussion.challenge\n"
+        "        name: Challenging\n"
+        "        definition: Questions what another student said.\n"
+        "  - id: moves\n"
+        "    name: Teacher moves\n"
+        "    definition: What the teacher does to move the talk on.\n"
+        "    roles: [teacher, facilitator]\n"
+    ),
+    "bad.yml": (
+        "name: Classroom talk\n"
+        "codes:\n"
+        "  - id: discussion\n"
+        "    name: Discussion\n"
+        "    definition: How students talk with each other.\n"
+        "    roles: [student]\n"
+        "    exclusive: yes please\n"
+        "    children:\n"
+        "      - id: discussion.agree\n"
+        "        name: Agreeing\n"
+    ),
 }
 
 

@@ -245,3 +245,26 @@ def test_the_model_as_a_coder_never_scores_what_it_learned_from(demo, tmp_path):
     assert "Rosa Delgado and model (held-out)" in result.output
     refused = CliRunner().invoke(cli, ["agreement", "--db", path, "--model"])
     assert refused.exit_code == 1 and "name the one coder" in refused.output
+
+
+def test_an_accepted_suggestion_keeps_the_run_that_proposed_it(demo, tmp_path):
+    """Later runs replace only pending suggestions: the accepted one, its decider and its model run stay."""
+    import sqlite_utils
+
+    from qualcode.suggest import suggest
+    from qualcode.suggest.review import decide
+
+    path = _copy(demo, tmp_path)
+    db = sqlite_utils.Database(path)
+    first = suggest(db, codes=["support"])
+    row = db.execute("SELECT id, segment_id, code_id FROM suggestions WHERE model_run_id = ? ORDER BY score DESC",
+                     [first.model_run_id]).fetchone()
+    decision = decide(db, row[0], "Rosa Delgado", accept=True)
+    assert decision.status == "accepted" and decision.coding_id is not None
+    second = suggest(db, codes=["support"])
+    assert second.model_run_id != first.model_run_id
+    kept = db.execute("SELECT status, model_run_id FROM suggestions WHERE id = ?", [row[0]]).fetchone()
+    assert kept == ("accepted", first.model_run_id)
+    assert db.execute("SELECT count(*) FROM model_runs WHERE id = ?", [first.model_run_id]).fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM suggestions WHERE status = 'pending' AND model_run_id = ?",
+                      [first.model_run_id]).fetchone()[0] == 0

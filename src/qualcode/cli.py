@@ -185,7 +185,7 @@ def codebook_load(file, force, db_path):
     result = codebook_lib.sync_codebook(db, book, force=force)
     parts = [f"{len(getattr(result, k))} {k}" for k in ("added", "updated", "unchanged", "restored", "archived", "deleted")
              if getattr(result, k)]
-    click.echo(f"Loaded codebook '{book.name}' {book.version}: {', '.join(parts) or 'no codes'}")
+    click.echo(f"Loaded codebook '{book.name}'{' ' + str(book.version) if book.version else ''}: {', '.join(parts) or 'no codes'}")
 
 
 @codebook.command("show")

