@@ -103,6 +103,7 @@ FILES = {
         "    children:\n"
         "      - id: discussion.agree\n"
         "        name: Agreeing\n"
+        "        definition: Agrees with another student.\n"
     ),
 }
 

@@ -21,7 +21,7 @@ from ..db import now
 from ..roles import INTERVIEWER, convention_role  # noqa: F401  (INTERVIEWER: re-exported for older imports)
 from .features import CHAR_NGRAM_ROWS, Featurizer, Item
 from .lexicon import Lexicon
-from .combine import Combiner
+from .combine import Combiner, PreviousCodes
 from .model import CodeModel, GroupModel, best_threshold, precision_threshold
 
 #: The roles that ask rather than answer: codes not scoped to roles are not suggested on their turns.
@@ -29,6 +29,8 @@ ASKING_ROLES = frozenset({"interviewer", "facilitator", "moderator"})
 REJECTION_WEIGHT = 2.0
 LEXICON_FEATURE_WEIGHT = 1.0
 PROTOTYPES = True
+#: Read the previous turn's (first-stage) scores as evidence: see combine.PreviousCodes.
+PREVIOUS_CODES = True
 
 
 @dataclass
@@ -174,6 +176,7 @@ class Suggester:
     train_seconds: float = 0.0
     oof_metrics: dict = field(default_factory=dict)
     oof: np.ndarray | None = None  # held-out scores of the training rows, segments × codes
+    previous_codes: PreviousCodes | None = None
 
     @property
     def code_ids(self) -> list[str]:
@@ -222,7 +225,10 @@ class Suggester:
             P[:, columns] = probabilities
             if model.model is not None:
                 combined[:, columns] = probabilities
-        return combined * scope, P, L, hits, X
+        combined = combined * scope
+        if self.previous_codes is not None:
+            combined = self.previous_codes.apply(combined, Featurizer.previous_rows(items)[0]) * scope
+        return combined, P, L, hits, X
 
     def decide(self, combined: np.ndarray, min_score: float | None = None) -> np.ndarray:
         """Which (segment, code) pairs are suggested: at or above each code's operating point (or
@@ -333,6 +339,10 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto", precision: 
         oof[:, b] = suggester.combiner.combine(np.nan_to_num(model.oof), L[:, b], np.nan_to_num(lesson_oof))
         oof[:, b] = np.where(np.isnan(model.oof), np.nan, oof[:, b])
     suggester.oof = oof * np.where(scope, 1.0, np.nan)
+    if PREVIOUS_CODES:
+        before, _ = Featurizer.previous_rows(train_data.items)
+        suggester.previous_codes = PreviousCodes(len(codes))
+        suggester.oof = suggester.previous_codes.fit(suggester.oof, before, train_data.Y, train_data.documents)
     suggester.thresholds = operating_points(suggester, train_data.Y, precision)
     suggester.operating_point = f"held-out precision >= {precision:g}" if precision else "best held-out F1"
     suggester.train_seconds = time.perf_counter() - start

@@ -61,3 +61,67 @@ class Combiner:
             # codes measured worse on the sample corpus: macro-F1 0.400 against 0.412.)
             self.thresholds[j] = best_threshold(Y[ok, j], combined[ok, j])
         return self
+
+
+#: The share of the first stage's held-out log loss the second must stay under to be used.
+GAIN_NEEDED = 0.97
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+class PreviousCodes:
+    """The previous turn's codes as evidence for this turn's: a second stage.
+
+    Many moves are defined by what they follow (an answer follows a probe, an
+    agreement follows another participant's point). Gold codes of the previous
+    turn are unknown where suggestions are needed, so both in training and in
+    scoring this stage reads the first stage's scores for the previous turn —
+    held-out scores in training, so it learns how far they can be trusted. Per
+    code, a small logistic regression on the turn's own score and the previous
+    turn's scores for every code, kept only for the codes whose held-out log loss
+    it lowers by 3% or more; its own held-out scores (grouped by document) then
+    choose those codes' operating points, as the first stage's do.
+    """
+
+    def __init__(self, n_codes: int) -> None:
+        self.models: list[LogisticRegression | None] = [None] * n_codes
+
+    @staticmethod
+    def features(S: np.ndarray, before: np.ndarray, j: int) -> np.ndarray:
+        previous = np.zeros_like(S)
+        ok = before >= 0
+        previous[ok] = S[before[ok]]
+        return np.column_stack([_logit(S[:, j]), _logit(previous)])
+
+    def fit(self, S: np.ndarray, before: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """``S``: held-out first-stage scores (NaN out of scope); returns this stage's held-out scores."""
+        from sklearn.model_selection import GroupKFold
+
+        filled = np.nan_to_num(S)
+        out = S.copy()
+        for j in range(S.shape[1]):
+            rows = np.flatnonzero(~np.isnan(S[:, j]))
+            y = Y[rows, j]
+            folds = min(3, len(np.unique(groups[rows])))
+            if y.sum() < MIN_STACK or y.sum() == len(y) or folds < 2:
+                continue
+            X = self.features(filled, before, j)[rows]
+            held = np.full(len(rows), np.nan)
+            for train, test in GroupKFold(n_splits=folds).split(X, y, groups[rows]):
+                if 0 < y[train].sum() < len(train):
+                    held[test] = LogisticRegression(C=1.0, max_iter=1000).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
+            if np.isnan(held).any() or _log_loss(y, held) > GAIN_NEEDED * _log_loss(y, S[rows, j]):
+                continue  # kept only for a code whose held-out scores it makes better
+            self.models[j] = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+            out[rows, j] = held
+        return out
+
+    def apply(self, S: np.ndarray, before: np.ndarray) -> np.ndarray:
+        out = S.copy()
+        for j, model in enumerate(self.models):
+            if model is not None:
+                out[:, j] = model.predict_proba(self.features(S, before, j))[:, 1]
+        return out
