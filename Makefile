@@ -53,6 +53,7 @@ test: install browser
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/suggest.py
+	$(BIN)/python bench/learning.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/workspace.py

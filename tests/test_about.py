@@ -82,5 +82,5 @@ def test_a_missing_codebook_says_where_it_looked(tmp_path, monkeypatch):
     line = result.output.strip()
     assert len(line.splitlines()) == 1
     assert f"looked for the file {os.path.join(str(tmp_path.resolve()), 'lesons')}" in line
-    assert "packaged codebook named 'lesons'" in line and "packaged names: lessons" in line
+    assert "packaged codebook named 'lesons'" in line and "packaged names: facilitation, lessons" in line
     assert not (tmp_path / "p.db").exists()
