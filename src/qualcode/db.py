@@ -731,3 +731,30 @@ def _m0008_speaker_roles(db: sqlite_utils.Database) -> None:
         END;
         """
     )
+
+
+#: A random (version 4) UUID as SQLite makes it, for rows that need a GUID to exchange.
+_NEW_GUID = ("lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2)"
+             " || '-' || substr('89ab', 1 + abs(random()) % 4, 1) || substr(lower(hex(randomblob(2))), 2)"
+             " || '-' || lower(hex(randomblob(6)))")
+
+
+@migrations(name="0009_refi_guids")
+def _m0009_refi_guids(db: sqlite_utils.Database) -> None:
+    """A GUID on every document, code, coder and memo, for REFI-QDA exchange (:mod:`qualcode.refi`).
+
+    Other tools (NVivo, ATLAS.ti, MAXQDA, QualCoder) know a code or a source by its GUID, so a
+    re-export must give the same one: a GUID is made once, when the row is, and kept; an import
+    stores the GUIDs of the file it read. Renaming or moving a code copies the row, GUID and all.
+    """
+    statements = []
+    for table in ("documents", "codes", "coders", "memos"):
+        statements += [
+            f"ALTER TABLE {table} ADD COLUMN guid TEXT;",
+            f"UPDATE {table} SET guid = {_NEW_GUID};",
+            f"CREATE UNIQUE INDEX idx_{table}_guid ON {table}(guid);",
+            f"""CREATE TRIGGER {table}_guid AFTER INSERT ON {table} WHEN new.guid IS NULL BEGIN
+                UPDATE {table} SET guid = {_NEW_GUID} WHERE rowid = new.rowid;
+            END;""",
+        ]
+    db.executescript("\n".join(statements))
