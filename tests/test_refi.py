@@ -473,6 +473,13 @@ def test_bad_input_is_refused_with_one_line_and_the_project_unchanged(small, tmp
     assert dump(target) == before
 
 
+def test_a_refused_import_leaves_no_new_project_behind(tmp_path):
+    bad = tmp_path / "bad.qdpx"
+    bad.write_text("not a zip")
+    result = CliRunner().invoke(cli.cli, ["import", str(bad), "--db", str(tmp_path / "new.db")])
+    assert result.exit_code == 1 and not (tmp_path / "new.db").exists()
+
+
 def test_import_refuses_a_project_with_documents(small, tmp_path):
     out = exported(small, tmp_path / "out.qdpx")
     before = dump(small)

@@ -913,7 +913,16 @@ def import_(file, db_path):
     """
     from . import refi
 
-    result = refi.import_project(_open(db_path, create=True), file)
+    existed = Path(db_path).exists()
+    db = _open(db_path, create=True)
+    try:
+        result = refi.import_project(db, file)
+    except QualcodeError:
+        db.close()
+        if not existed:  # a refused import leaves no new, empty project behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        raise
     _warn(result.warnings)
     click.echo(result.summary())
 

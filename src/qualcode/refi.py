@@ -332,7 +332,12 @@ def _read_codes(codes_el: ET.Element | None, path: Path, guids: _Guids, warnings
 
 
 def _leaf(name: str) -> str:
-    leaf = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-")
+    """An id part from a code's name: its first words, whole, up to about 24 characters."""
+    words, leaf = re.findall(r"[a-z0-9]+", name.lower()), ""
+    for word in words:
+        if leaf and len(leaf) + 1 + len(word) > 24:
+            break
+        leaf = f"{leaf}-{word}" if leaf else word[:40]
     return leaf if leaf and leaf[0].isalpha() else f"c-{leaf}" if leaf else "code"
 
 
@@ -1182,7 +1187,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                     warnings.append(f"{path}: <PlainTextSelection guid='{sel.guid}'> in '{src.name[:60]}' covers only "
                                     "space between segments; skipped")
                     continue
-                if len(pieces) > 1 and sel.codings:
+                if len(pieces) > 1 and sel.codings and sel.guid != src.guid:  # not a coding of the whole source
                     split += 1
                 for target, user, created, refs, coding_guid in sel.codings:
                     cid = code_id.get(target.lower())
