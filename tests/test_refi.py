@@ -148,6 +148,16 @@ def test_every_project_we_write_is_valid(small, tmp_path, options):
     assert all(n.startswith("sources/") for n in files if n not in ("project.qde", "qualcode.json"))
 
 
+def test_an_empty_project_exports_valid_and_comes_back_empty(tmp_path):
+    open_project(tmp_path / "empty.db").close()
+    files = members(exported(tmp_path / "empty.db", tmp_path / "empty.qdpx"))
+    PROJECT_XSD.validate(io.BytesIO(files["project.qde"]))
+    result = imported(tmp_path / "empty.qdpx", tmp_path / "back.db")
+    assert (result.documents, result.codes, result.codings) == (0, 0, 0)
+    with pytest.raises(RefiError, match="no codes to export"):
+        export_codebook(open_project(tmp_path / "empty.db"), tmp_path / "none.qdc")
+
+
 def test_the_sample_corpus_exports_valid(gold_copy, tmp_path):
     files = members(exported(gold_copy, tmp_path / "gold.qdpx"))
     PROJECT_XSD.validate(io.BytesIO(files["project.qde"]))
@@ -478,6 +488,31 @@ def test_a_refused_import_leaves_no_new_project_behind(tmp_path):
     bad.write_text("not a zip")
     result = CliRunner().invoke(cli.cli, ["import", str(bad), "--db", str(tmp_path / "new.db")])
     assert result.exit_code == 1 and not (tmp_path / "new.db").exists()
+
+
+def test_a_failure_inside_the_transaction_changes_nothing(small, tmp_path):
+    """Refused half way (coders already written): the codebook sync finds a code the file dropped
+    still carrying a memo in the project, and everything is rolled back."""
+    target = tmp_path / "target.db"
+    db = open_project(target)
+    sync_codebook(db, load_codebook(LESSONS))
+    add_memo(db, "Keep this code.", "Lee", code="scaling.spread", create_coder=True)
+    db.close()
+    files = members(exported(small, tmp_path / "out.qdpx"))
+    _alter_qde(_drop_code)(files)  # drops 'Spreading practices' (scaling.spread), which a coding uses
+    qdpx = write_zip(tmp_path / "dropped.qdpx", files)
+    before = dump(target)
+    result = CliRunner().invoke(cli.cli, ["import", str(qdpx), "--db", str(target)])
+    assert result.exit_code == 1 and "would orphan" in result.output, result.output
+    assert dump(target) == before
+
+
+def test_codes_nested_absurdly_deep_are_refused(tmp_path):
+    deep = "".join(f'<Code guid="{i:08d}-0000-0000-0000-000000000000" name="c{i}" isCodable="true">' for i in range(500))
+    qdc = tmp_path / "deep.qdc"
+    qdc.write_text(f'<CodeBook xmlns="{CODEBOOK_NS}"><Codes>{deep}{"</Code>" * 500}</Codes></CodeBook>')
+    with pytest.raises(RefiError, match="nested more than 100 deep"):
+        read_codebook(qdc)
 
 
 def test_import_refuses_a_project_with_documents(small, tmp_path):

@@ -60,6 +60,8 @@ SIDECAR = "qualcode.json"
 SIDECAR_FORMAT = 1
 #: Largest .qdc read (the XML alone; a .qdpx is bounded by the zip limits).
 MAX_QDC_BYTES = 64 * 1024 * 1024
+#: Deepest code tree read: real codebooks are a few levels deep; thousands would exhaust the stack.
+MAX_CODE_DEPTH = 100
 #: Namespace of the GUIDs we derive (selections, codings, variables) so a re-export repeats them.
 _GUID_NS = uuid.UUID("5b0c8a52-3f0e-4f9b-9a57-1c0d2e9f6a31")
 _GUID_RE = re.compile(r"^(\{)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?(1)\})$")
@@ -318,6 +320,8 @@ def _read_codes(codes_el: ET.Element | None, path: Path, guids: _Guids, warnings
     def read(el: ET.Element, trail: tuple) -> _RefiCode:
         name = (el.get("name") or "").strip()
         label = f"<Code name='{name[:40]}'>"
+        if len(trail) >= MAX_CODE_DEPTH:
+            raise RefiError(f"{label}: codes nested more than {MAX_CODE_DEPTH} deep; refused", path)
         if not name:
             name = f"Code {len(guids.seen) + 1}"
             warnings.append(f"{path}: <Code guid='{el.get('guid')}'> has no name; called '{name}'")
