@@ -324,6 +324,20 @@ def _past_end(xml):
     return re.sub(r'endPosition="\d+"', 'endPosition="999999"', xml, count=1)
 
 
+def _tampered_sidecar(files):
+    sidecar = json.loads(files["qualcode.json"])
+    for doc in sidecar["documents"].values():
+        doc["segments"] = [[5, 2, {"not": "a speaker"}, "x", None]]
+        doc["published"] = "maybe"
+        doc["id"] = "../../etc"
+    sidecar["codes"] = {g: {"roles": ["not a role!!", 3], "examples": "x", "id": ["list"]} for g in sidecar["codes"]}
+    files["qualcode.json"] = json.dumps(sidecar).encode()
+
+
+def _sidecar_not_ours(files):
+    files["qualcode.json"] = b'{"format": 1, "documents": []}'
+
+
 LENIENT = {
     "capital-S Sources/": (lambda f: _rename_sources(f, lambda n: "Sources/" + n[8:]), "sources folder named 'Sources/'"),
     "no extension": (lambda f: _rename_sources(f, lambda n: n[:-4]), "found as 'sources/"),
@@ -340,6 +354,7 @@ LENIENT = {
     "offsets past the end": (_alter_qde(_past_end), "run past the source's"),
     "code referenced, not defined": (_alter_qde(_drop_code), "names a code the codebook does not define; created it as"),
     "duplicate GUID": (_alter_qde(_duplicate_guid), "duplicate GUID"),
+    "qualcode.json of another shape": (_sidecar_not_ours, "qualcode.json set aside ('documents' is not a dict)"),
 }
 
 
@@ -405,6 +420,29 @@ def _foreign_qde(text: str) -> str:
 </Project>"""
 
 
+def test_a_tampered_sidecar_is_not_trusted(small, tmp_path):
+    """Segments, ids and roles from qualcode.json are used only when sound; else made afresh."""
+    files = members(exported(small, tmp_path / "valid.qdpx"))
+    _tampered_sidecar(files)
+    result = imported(write_zip(tmp_path / "t.qdpx", files), tmp_path / "back.db")
+    assert result.codings == 6
+    db = open_project(tmp_path / "back.db")
+    assert sorted(r[0] for r in db.execute("SELECT id FROM documents")) == ["field-notes", "interview-ana"]
+    assert db.execute("SELECT count(*) FROM segments WHERE speaker IS NOT NULL").fetchone()[0] > 0
+    assert db.execute("SELECT count(*) FROM codes WHERE roles IS NOT NULL").fetchone()[0] == 0
+
+
+def _encrypted(path):
+    """A zip whose project.qde is flagged encrypted, as a password-protected export would be."""
+    write_zip(path, {"project.qde": b"<Project/>"})
+    data = bytearray(path.read_bytes())
+    for signature, flag_at in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        data[at + flag_at] |= 0x01
+    path.write_bytes(bytes(data))
+    return path
+
+
 def test_a_project_from_another_tool(tmp_path):
     text = "Trust was low.\n\nThen it grew, slowly.\n\nNow it holds."
     qdpx = write_zip(tmp_path / "fieldwork.qdpx", {
@@ -455,6 +493,7 @@ BAD = {
     "no project.qde": (lambda p: _bad_zip(p.parent, {"readme.txt": b"hello"}), "no project.qde in the archive"),
     "wrong root": (lambda p: _bad_zip(p.parent, {"project.qde": f'<CodeBook xmlns="{CODEBOOK_NS}"/>'.encode()}),
                    "the root element is <CodeBook>, not <Project>"),
+    "encrypted member": (lambda p: _encrypted(p), "is encrypted, password required"),
     "foreign namespace": (lambda p: _bad_zip(p.parent, {"project.qde": b'<Project xmlns="urn:other" name="x"/>'}),
                           "not REFI-QDA's"),
 }

@@ -186,6 +186,8 @@ class Archive:
         except (zipfile.BadZipFile, OSError, ValueError) as e:
             raise RefiError(f"damaged zip ({e})", self.path) from None
         self.names: list[str] = []
+        self._sources: dict[str, str] | None = None  # file name in sources/ -> member
+        self._told_folder = False
         for info in infos:
             name = info.filename
             parts = name.replace("\\", "/").split("/")
@@ -199,6 +201,9 @@ class Archive:
             return self.zip.read(name)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:  # a CRC error, a truncated member
             raise RefiError(f"member '{name[:100]}' cannot be read ({e})", self.path) from None
+        except (RuntimeError, NotImplementedError) as e:  # encrypted, or packed in a way zipfile cannot unpack
+            raise RefiError(f"member '{name[:100]}' cannot be read ({e})", self.path,
+                            hint="export the project again without a password") from None
 
     def project_file(self, warnings: list[str]) -> str:
         """``project.qde``, or the one ``.qde`` at the top (some tools name it after the project)."""
@@ -221,11 +226,13 @@ class Archive:
         if not url.lower().startswith("internal://"):
             return None
         wanted = url[len("internal://"):].strip().replace("\\", "/")
-        folders: dict[str, str] = {}
-        for name in self.names:
-            folder, _, file = name.replace("\\", "/").rpartition("/")
-            if folder.lower() == "sources":
-                folders.setdefault(file, name)
+        if self._sources is None:
+            self._sources = {}
+            for name in self.names:
+                folder, _, file = name.replace("\\", "/").rpartition("/")
+                if folder.lower() == "sources":
+                    self._sources.setdefault(file, name)
+        folders = self._sources
         if wanted in folders:
             name = folders[wanted]
         else:
@@ -236,7 +243,7 @@ class Archive:
             name = matches[0]
             warnings.append(f"{self.path}: {element}: '{wanted}' found as '{name}'")
         folder = name.replace("\\", "/").rpartition("/")[0]
-        if folder != "sources" and not getattr(self, "_told_folder", False):
+        if folder != "sources" and not self._told_folder:
             self._told_folder = True
             warnings.append(f"{self.path}: sources folder named '{folder}/', not 'sources/'; read anyway")
         return self.read(name)
@@ -373,11 +380,11 @@ def _build_codebook(codes: list[_RefiCode], book_id: str, name: str, source: str
                 cid, n = f"{base}-{n}", n + 1
         used.add(cid)
         guid_of[cid] = rc.guid
-        roles = info.get("roles")
+        roles = _valid_roles(info.get("roles"))
         code = Code(id=cid, name=rc.name, definition=rc.description,
                     include=str(info.get("include") or ""), exclude=str(info.get("exclude") or ""),
                     examples=[str(x) for x in info.get("examples") or []], terms=[str(x) for x in info.get("terms") or []],
-                    color=rc.color, roles=[str(r) for r in roles] if isinstance(roles, list) else None,
+                    color=rc.color, roles=roles,
                     exclusive=bool(info.get("exclusive")) and bool(rc.children))
         code.children = [make(c, cid) for c in rc.children]
         return code
@@ -394,6 +401,21 @@ def _kept_fields(db: sqlite_utils.Database) -> dict[str, dict]:
                         "terms": json.loads(r["terms"] or "[]"), "roles": json.loads(r["roles"]) if r["roles"] else None,
                         "exclusive": bool(r["exclusive"])}
             for r in db.query("SELECT * FROM codes WHERE guid IS NOT NULL")}
+
+
+def _valid_roles(value: object) -> list[str] | None:
+    """Role names a sidecar gives, those qualcode accepts; None when it gives none."""
+    from .roles import normalise_role
+
+    if not isinstance(value, list):
+        return None
+    roles = []
+    for item in value:
+        try:
+            roles.append(normalise_role(item))
+        except QualcodeError:
+            continue
+    return roles
 
 
 def _known_guids(db: sqlite_utils.Database) -> dict[str, str]:
@@ -774,6 +796,49 @@ def export_project(db: sqlite_utils.Database, out: str | Path, where: dict[str, 
 
 # --- importing a project -------------------------------------------------------------------------
 
+_DOC_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+_SIDECAR_SHAPE = {"documents": dict, "codes": dict, "codebooks": list, "explicit_spans": list, "coders": dict}
+
+
+def _read_sidecar(archive: Archive, warnings: list[str]) -> dict[str, Any]:
+    """Our own ``qualcode.json``, checked for shape: it is input like the rest, so one that is not
+    what we write is set aside (segments are then made from the text) rather than trusted."""
+    if SIDECAR not in archive.names:
+        return {}
+    try:
+        sidecar = json.loads(archive.read(SIDECAR))
+        if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
+            raise ValueError("not a format qualcode writes")
+        for key, kind in _SIDECAR_SHAPE.items():
+            if not isinstance(sidecar.get(key, kind()), kind):
+                raise ValueError(f"'{key}' is not a {kind.__name__}")
+    except ValueError as e:
+        warnings.append(f"{archive.path}: {SIDECAR} set aside ({e}); segments are made from the text instead")
+        return {}
+    return sidecar
+
+
+def _sidecar_segments(meta: dict, sha: str, length: int) -> list[tuple] | None:
+    """The segments our sidecar gives for a source whose text is unchanged, if they are sound:
+    in order, not overlapping, inside the text, speakers text and times numbers."""
+    if meta.get("sha256") != sha or not isinstance(meta.get("segments"), list):
+        return None
+    segs, last = [], 0
+    for item in meta["segments"]:
+        if not (isinstance(item, list) and len(item) == 5):
+            return None
+        a, b, speaker, t0, t1 = item
+        if not (isinstance(a, int) and isinstance(b, int) and last <= a < b <= length):
+            return None
+        if not (speaker is None or isinstance(speaker, str)):
+            return None
+        if not all(t is None or (isinstance(t, (int, float)) and not isinstance(t, bool)) for t in (t0, t1)):
+            return None
+        segs.append((a, b, speaker, t0, t1))
+        last = b
+    return segs
+
+
 
 @dataclass
 class _Selection:
@@ -820,9 +885,10 @@ def _typed(vv: ET.Element, variables: dict[str, tuple[str, str]]) -> tuple[str, 
             return var[0], _int(raw)
         if tag == "FloatValue":
             try:
-                return var[0], float(raw)
+                number = float(raw)
             except ValueError:
                 return var[0], raw
+            return var[0], number if math.isfinite(number) else raw  # NaN is not JSON: SQLite would refuse it
         return var[0], el.text or ""
     return None
 
@@ -858,15 +924,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
     root = parse_xml(archive.read(part), path, part, PROJECT_NS, warnings)
     if root.tag != "Project":
         raise RefiError(f"{part}: the root element is <{root.tag}>, not <Project>", path)
-    sidecar: dict[str, Any] = {}
-    if SIDECAR in archive.names:
-        try:
-            sidecar = json.loads(archive.read(SIDECAR))
-            if not isinstance(sidecar, dict) or sidecar.get("format") != SIDECAR_FORMAT:
-                raise ValueError("unknown format")
-        except ValueError as e:
-            warnings.append(f"{path}: {SIDECAR} cannot be read ({e}); segments are made from the text instead")
-            sidecar = {}
+    sidecar = _read_sidecar(archive, warnings)
     guids = _Guids(path, warnings)
 
     # Users.
@@ -1063,7 +1121,8 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
         code_id: dict[str, str] = {}
         extra = {k.lower(): v for k, v in (sidecar.get("codes") or {}).items() if isinstance(v, dict)}
         extra_by_guid = {rc_guid: extra.get(rc_guid.lower(), {}) for rc_guid in code_guids.values()}
-        books = {b["id"]: b for b in sidecar.get("codebooks") or [] if isinstance(b, dict) and b.get("id")}
+        books = {b["id"]: b for b in sidecar.get("codebooks") or []
+                 if isinstance(b, dict) and isinstance(b.get("id"), str) and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", b["id"])}
         groups: dict[str, list[_RefiCode]] = defaultdict(list)
         default_book = _book_id(root.get("name") or path.stem)
         for rc in refi_codes:
@@ -1118,7 +1177,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
         for src in sources:
             meta = docs_meta.get(src.guid.lower(), {})
             sha = hashlib.sha256(src.text.encode("utf-8")).hexdigest()
-            wanted = meta.get("id") if isinstance(meta.get("id"), str) and meta.get("id") else None
+            wanted = meta.get("id") if isinstance(meta.get("id"), str) and _DOC_ID_RE.match(meta["id"]) else None
             base = wanted or re.sub(r"[^a-z0-9]+", "-", Path(src.name).stem.lower()).strip("-") or "document"
             doc_id, n = base, 2
             while doc_id in ids_taken:
@@ -1144,14 +1203,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                     columns[key] = str(value)
                 else:
                     attributes[key] = value
-            segs: list[tuple] | None = None
-            if meta.get("sha256") == sha and isinstance(meta.get("segments"), list):
-                try:
-                    segs = [(int(s[0]), int(s[1]), s[2], s[3], s[4]) for s in meta["segments"]]
-                    if any(not (0 <= a < b <= len(src.text)) for a, b, *_ in segs):
-                        segs = None
-                except (TypeError, ValueError, IndexError):
-                    segs = None
+            segs = _sidecar_segments(meta, sha, len(src.text))
             if segs is None:
                 made = speaker_turns(src.text) if looks_like_transcript(src.text) else paragraphs(src.text)
                 segs = [(s.start, s.end, s.speaker, s.start_time, s.end_time) for s in made]
@@ -1163,9 +1215,9 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                                           word_count, attributes, published, ingested_at, guid)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 [doc_id, src.name, columns.get("kind", "document"), columns.get("site"), columns.get("district"),
-                 columns.get("role"), columns.get("date"), str(meta.get("format") or "qdpx"),
+                 columns.get("role"), columns.get("date"), str(meta.get("format") or "qdpx")[:20],
                  f"{path.name}#{src.name}", sha, src.text, len(src.text.split()),
-                 json.dumps(attributes, ensure_ascii=False, default=str), int(meta.get("published", 1) or 0),
+                 json.dumps(attributes, ensure_ascii=False, default=str), 0 if meta.get("published") in (0, False) else 1,
                  stamp, None if taken_guid else src.guid])
             db.conn.executemany(
                 "INSERT INTO segments (document_id, seq, speaker, start_char, end_char, text, start_time, end_time) "
