@@ -416,6 +416,10 @@ def _foreign_qde(text: str) -> str:
   <PictureSource guid="DDDDDDDD-0000-0000-0000-000000000003" name="Map.png" path="internal://y.png"/>
  </Sources>
  <Notes><Note guid="FFFFFFFF-0000-0000-0000-000000000001" name="n"><PlainTextContent>Crosses the break.</PlainTextContent></Note></Notes>
+ <Sets><Set guid="77777777-0000-0000-0000-000000000001" name="Wave 1">
+  <MemberSource targetGUID="DDDDDDDD-0000-0000-0000-000000000001"/></Set>
+  <Set guid="77777777-0000-0000-0000-000000000002" name="Key codes">
+  <MemberCode targetGUID="AAAAAAAA-0000-0000-0000-000000000001"/></Set></Sets>
  <Graphs><Graph guid="99999999-0000-0000-0000-000000000001"/></Graphs>
 </Project>"""
 
@@ -449,11 +453,11 @@ def test_a_project_from_another_tool(tmp_path):
         "project.qde": _foreign_qde(text).encode(), "sources/DDDDDDDD-0000-0000-0000-000000000001.txt": text.encode()})
     result = imported(qdpx, tmp_path / "fw.db")
     assert result.summary() == ("Imported fieldwork.qdpx: 1 document, 2 codes, 2 coders, 5 codings, 1 memo; "
-                                "not imported: 1 audio source, 1 graph, 1 picture source")
+                                "not imported: 1 audio source, 1 graph, 1 picture source, 1 set of codes or notes")
     db = open_project(tmp_path / "fw.db")
     doc = next(db.query("SELECT * FROM documents"))
     assert doc["text"] == text and doc["site"] == "North"
-    assert json.loads(doc["attributes"]) == {"Age": 44, "case": "Ms Lopez"}
+    assert json.loads(doc["attributes"]) == {"Age": 44, "case": "Ms Lopez", "sets": "Wave 1"}
     spans = list(db.query("SELECT s.seq, g.start_char, g.end_char, k.name, c.name AS coder FROM codings g "
                           "JOIN segments s ON s.id = g.segment_id JOIN codes k ON k.id = g.code_id "
                           "JOIN coders c ON c.id = g.coder_id ORDER BY k.name, s.seq"))

@@ -969,6 +969,15 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
         if case.findall("SelectionRef") or case.findall("CodeRef"):
             result.not_imported["case link to a selection or code"] += len(case.findall("SelectionRef")) + len(case.findall("CodeRef"))
 
+    # Sets of sources (ATLAS.ti's document groups, NVivo's sets) become the attribute 'sets';
+    # a set of codes or notes has no equivalent here.
+    set_names: dict[str, list[str]] = defaultdict(list)
+    for st in root.findall("Sets/Set"):
+        members = [(m.get("targetGUID") or "").strip().lower() for m in st.findall("MemberSource")]
+        for member in members:
+            set_names[member].append((st.get("name") or "").strip() or "unnamed set")
+        if not members:
+            result.not_imported["set of codes or notes"] += 1
     notes: dict[str, dict] = {}
     for n in root.findall("Notes/Note"):
         guid = (n.get("guid") or "").strip()
@@ -1014,6 +1023,8 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
             values.setdefault(key, value)
         if case_names.get(guid.lower()):
             values.setdefault("case", "; ".join(case_names[guid.lower()]))
+        if set_names.get(guid.lower()):
+            values.setdefault("sets", "; ".join(set_names[guid.lower()]))
         selections: list[_Selection] = []
         for sel in el.findall("PlainTextSelection"):
             sel_label = f"{label} <PlainTextSelection guid='{sel.get('guid')}'>"
@@ -1052,7 +1063,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                 for c in whole], [], el.get("creatingUser")))
         sources.append(_Source(guid, name, text, el.get("creatingUser"), el.get("creationDateTime"), selections,
                                [r.get("targetGUID", "") for r in el.findall("NoteRef")], values))
-    for tag, kind in (("Graphs/Graph", "graph"), ("Links/Link", "link"), ("Sets/Set", "set"), ("NoteRef", "project note")):
+    for tag, kind in (("Graphs/Graph", "graph"), ("Links/Link", "link"), ("NoteRef", "project note")):
         if root.findall(tag):
             result.not_imported[kind] += len(root.findall(tag))
 
