@@ -612,3 +612,18 @@ def test_cli_prints_warnings_on_stderr_and_the_summary_last(small, tmp_path):
     lines = result.output.strip().splitlines()
     assert lines[0].startswith(f"warning: {qdpx}: sources folder named 'Sources/'")
     assert lines[-1].startswith("Imported capital.qdpx: 2 documents")
+
+
+def test_a_code_keeps_its_guid_when_renamed_moved_or_merged_into(small, tmp_path):
+    from qualcode.codebook import merge_codes, move_code, rename_code
+
+    db = open_project(small)
+    guid = db.execute("SELECT guid FROM codes WHERE id = 'support.coaching'").fetchone()[0]
+    rename_code(db, "support.coaching", "support.fitted-coaching")
+    move_code(db, "support.fitted-coaching", "context")
+    assert db.execute("SELECT guid FROM codes WHERE id = 'context.fitted-coaching'").fetchone()[0] == guid
+    merge_codes(db, "scaling.spread", "context.fitted-coaching")
+    assert db.execute("SELECT guid FROM codes WHERE id = 'context.fitted-coaching'").fetchone()[0] == guid
+    files = members(exported(small, tmp_path / "out.qdpx"))
+    PROJECT_XSD.validate(io.BytesIO(files["project.qde"]))
+    assert f'guid="{guid}" name="Coaching fitted to the person"'.encode() in files["project.qde"]

@@ -67,6 +67,7 @@ _GUID_NS = uuid.UUID("5b0c8a52-3f0e-4f9b-9a57-1c0d2e9f6a31")
 _GUID_RE = re.compile(r"^(\{)?[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?(1)\})$")
 _DATETIME_RE = re.compile(r"^-?\d{4,}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?$")
 _DATE_RE = re.compile(r"^\d{4}-\d\d-\d\d$")
+_RGB_RE = re.compile(r"^#(?:[0-9A-Fa-f]{6}|[0-9A-Fa-f]{3})$")
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _DOCUMENT_COLUMNS = ("kind", "site", "district", "role", "date")
 _OTHER_SOURCES = {"PictureSource": "picture", "PDFSource": "PDF", "AudioSource": "audio", "VideoSource": "video"}
@@ -553,7 +554,8 @@ def _code_tree(parent: ET.Element, rows: list[dict], text, notes_of: dict[str, l
         children[r["parent_id"] if r["parent_id"] in ids else None].append(r)
 
     def add(under: ET.Element, r: dict) -> None:
-        el = _el(under, "Code", {"guid": r["guid"], "name": text(r["name"]), "isCodable": "true", "color": r["color"]})
+        color = r["color"] if r["color"] and _RGB_RE.match(r["color"]) else None
+        el = _el(under, "Code", {"guid": r["guid"], "name": text(r["name"]), "isCodable": "true", "color": color})
         if r["definition"]:
             _el(el, "Description", text=text(r["definition"]))
         for note in (notes_of or {}).get(r["id"], []):
