@@ -412,6 +412,11 @@ def _foreign_qde(text: str) -> str:
    <Coding guid="EEEEEEEE-0000-0000-0000-000000000021" creatingUser="99999999-9999-9999-9999-999999999999">
     <CodeRef targetGUID="AAAAAAAA-0000-0000-0000-000000000001"/></Coding>
   </TextSource>
+  <TextSource guid="DDDDDDDD-0000-0000-0000-000000000004" name="Field note"><PlainTextContent>Inline text, no file.</PlainTextContent>
+   <PlainTextSelection guid="EEEEEEEE-0000-0000-0000-000000000031" startPosition="0" endPosition="11">
+    <Coding guid="EEEEEEEE-0000-0000-0000-000000000032" creatingUser="11111111-1111-1111-1111-111111111111">
+     <CodeRef targetGUID="AAAAAAAA-0000-0000-0000-000000000001"/></Coding></PlainTextSelection>
+  </TextSource>
   <AudioSource guid="DDDDDDDD-0000-0000-0000-000000000002" name="Lopez.mp3" path="internal://x.mp3"/>
   <PictureSource guid="DDDDDDDD-0000-0000-0000-000000000003" name="Map.png" path="internal://y.png"/>
  </Sources>
@@ -452,15 +457,18 @@ def test_a_project_from_another_tool(tmp_path):
     qdpx = write_zip(tmp_path / "fieldwork.qdpx", {
         "project.qde": _foreign_qde(text).encode(), "sources/DDDDDDDD-0000-0000-0000-000000000001.txt": text.encode()})
     result = imported(qdpx, tmp_path / "fw.db")
-    assert result.summary() == ("Imported fieldwork.qdpx: 1 document, 2 codes, 2 coders, 5 codings, 1 memo; "
+    assert result.summary() == ("Imported fieldwork.qdpx: 2 documents, 2 codes, 2 coders, 6 codings, 1 memo; "
                                 "not imported: 1 audio source, 1 graph, 1 picture source, 1 set of codes or notes")
     db = open_project(tmp_path / "fw.db")
-    doc = next(db.query("SELECT * FROM documents"))
+    assert db.execute("SELECT text FROM documents WHERE title = 'Field note'").fetchone()[0] == "Inline text, no file."
+    assert db.execute("SELECT g.start_char, g.end_char FROM codings g JOIN segments s ON s.id = g.segment_id "
+                      "WHERE s.document_id = 'field-note'").fetchall() == [(0, 11)]
+    doc = next(db.query("SELECT * FROM documents WHERE title = 'Lopez interview.docx'"))
     assert doc["text"] == text and doc["site"] == "North"
     assert json.loads(doc["attributes"]) == {"Age": 44, "case": "Ms Lopez", "sets": "Wave 1"}
     spans = list(db.query("SELECT s.seq, g.start_char, g.end_char, k.name, c.name AS coder FROM codings g "
                           "JOIN segments s ON s.id = g.segment_id JOIN codes k ON k.id = g.code_id "
-                          "JOIN coders c ON c.id = g.coder_id ORDER BY k.name, s.seq"))
+                          "JOIN coders c ON c.id = g.coder_id WHERE s.document_id = 'lopez-interview' ORDER BY k.name, s.seq"))
     # The selection 5:30 crosses the paragraph break: one coding per paragraph, cut to it.
     assert [(r["seq"], r["start_char"], r["end_char"]) for r in spans if r["name"] == "Broken trust"] == [(1, 5, 14), (2, 16, 30)]
     assert all(r["coder"] == "Lee" for r in spans if r["name"] == "Broken trust")

@@ -1086,6 +1086,7 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
     # --- writing: one transaction --------------------------------------------------------------
     stamp = now()
     with db.atomic():
+        _check_empty(db, path)  # again, now that we hold the write lock
         # Coders.
         coder_of: dict[str, int] = {}
         existing = {r["name"]: r for r in db.query("SELECT id, name, guid FROM coders")}
