@@ -7,7 +7,6 @@ would have written it; every bad input is refused with one line and the project 
 import io
 import json
 import re
-import shutil
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from click.testing import CliRunner
 from qualcode import cli, open_project
 from qualcode.codebook import load_codebook, sync_codebook, validate_codebook
 from qualcode.coding import apply_code
-from qualcode.ingest import IngestOptions, ingest_paths
+from qualcode.ingest import ingest_paths
 from qualcode.memos import add_memo
 from qualcode.refi import (CODEBOOK_NS, PROJECT_NS, RefiError, codebook_yaml, export_codebook, export_project,
                            import_codebook, import_project, read_codebook)
@@ -285,10 +284,6 @@ def test_codebook_from_a_qdpx(small, tmp_path):
 
 
 # --- lenient import ------------------------------------------------------------------------------
-
-
-def _codes_xml(files):
-    return files["project.qde"].decode()
 
 
 def _alter_qde(fn):

@@ -636,7 +636,6 @@ def export_project(db: sqlite_utils.Database, out: str | Path, where: dict[str, 
     clauses, params = where_sql(where)
     doc_filter = " AND ".join(clauses) or "1 = 1"
     docs = list(db.query(f"SELECT * FROM documents d WHERE {doc_filter} ORDER BY d.id", params))
-    doc_ids = [d["id"] for d in docs]
     id_list = f"SELECT d.id FROM documents d WHERE {doc_filter}"
     segments: dict[str, list[dict]] = defaultdict(list)
     for s in db.query(f"SELECT id, document_id, seq, speaker, start_char, end_char, start_time, end_time FROM segments "
@@ -903,30 +902,21 @@ def _check_empty(db: sqlite_utils.Database, path: Path) -> None:
                                                    "(or bring in only the codebook with `qualcode codebook import`)")
 
 
-def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
-    """Import a REFI-QDA project (.qdpx) into a new or empty project, in one transaction.
+@dataclass
+class _Parsed:
+    """Everything an import writes, read from the file before the transaction begins."""
+    users: dict[str, str]  # GUID (lower case) -> name
+    user_guid: dict[str, str]  # GUID (lower case) -> GUID as written
+    codes: list[_RefiCode]
+    code_guids: dict[str, str]  # GUID (lower case) -> GUID as written
+    notes: dict[str, dict]
+    sources: list[_Source]
 
-    Text sources come in with their text exactly, codes with descriptions and colours, users as
-    coders, every coded selection as codings by its coder with its exact span (cut to the
-    segments it falls in), notes as memos and variables (of sources and of their cases) as
-    document attributes. What a qualcode project cannot hold (picture, PDF, audio and video
-    sources, graphs, links, sets) is counted in ``not_imported``. A file that cannot be read
-    safely raises :class:`RefiError` and leaves the project as it was.
-    """
-    from .ingest.attributes import KINDS, _DATE, normalise_kind
-    from .ingest.segment import looks_like_transcript, paragraphs, speaker_turns
-    from .roles import apply_roles
 
-    path = Path(path)
-    _check_empty(db, path)
-    result = ImportResult(str(path))
+def _parse_project(archive: Archive, root: ET.Element, path: Path, result: ImportResult) -> _Parsed:
+    """Read users, codes, variables, cases, sets, notes and text sources; count what we cannot hold;
+    make the codes that codings refer to but the codebook does not define."""
     warnings = result.warnings
-    archive = Archive(path)
-    part = archive.project_file(warnings)
-    root = parse_xml(archive.read(part), path, part, PROJECT_NS, warnings)
-    if root.tag != "Project":
-        raise RefiError(f"{part}: the root element is <{root.tag}>, not <Project>", path)
-    sidecar = _read_sidecar(archive, warnings)
     guids = _Guids(path, warnings)
 
     # Users.
@@ -1082,6 +1072,36 @@ def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
                     warnings.append(f"{path}: <CodeRef targetGUID='{target}'> names a code the codebook does not define; "
                                     f"created it as '{rc.name}'")
     refi_codes += undefined
+    return _Parsed(users, user_guid, refi_codes, code_guids, notes, sources)
+
+
+def import_project(db: sqlite_utils.Database, path: str | Path) -> ImportResult:
+    """Import a REFI-QDA project (.qdpx) into a new or empty project, in one transaction.
+
+    Text sources come in with their text exactly, codes with descriptions and colours, users as
+    coders, every coded selection as codings by its coder with its exact span (cut to the
+    segments it falls in), notes as memos and variables (of sources and of their cases) as
+    document attributes. What a qualcode project cannot hold (picture, PDF, audio and video
+    sources, graphs, links, sets) is counted in ``not_imported``. A file that cannot be read
+    safely raises :class:`RefiError` and leaves the project as it was.
+    """
+    from .ingest.attributes import KINDS, _DATE, normalise_kind
+    from .ingest.segment import looks_like_transcript, paragraphs, speaker_turns
+    from .roles import apply_roles
+
+    path = Path(path)
+    _check_empty(db, path)
+    result = ImportResult(str(path))
+    warnings = result.warnings
+    archive = Archive(path)
+    part = archive.project_file(warnings)
+    root = parse_xml(archive.read(part), path, part, PROJECT_NS, warnings)
+    if root.tag != "Project":
+        raise RefiError(f"{part}: the root element is <{root.tag}>, not <Project>", path)
+    sidecar = _read_sidecar(archive, warnings)
+    parsed = _parse_project(archive, root, path, result)
+    users, user_guid, refi_codes, code_guids = parsed.users, parsed.user_guid, parsed.codes, parsed.code_guids
+    notes, sources = parsed.notes, parsed.sources
 
     # --- writing: one transaction --------------------------------------------------------------
     stamp = now()
