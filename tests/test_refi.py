@@ -630,3 +630,27 @@ def test_a_code_keeps_its_guid_when_renamed_moved_or_merged_into(small, tmp_path
     files = members(exported(small, tmp_path / "out.qdpx"))
     PROJECT_XSD.validate(io.BytesIO(files["project.qde"]))
     assert f'guid="{guid}" name="Coaching fitted to the person"'.encode() in files["project.qde"]
+
+
+def test_an_old_project_gets_a_guid_on_every_row(tmp_path):
+    """Migration 0009 gives the documents, codes, coders and memos of an older project each their own GUID."""
+    from qualcode.db import migrations
+
+    index = next(i for i, m in enumerate(migrations._migrations) if m.name == "0009_refi_guids")
+    later = migrations._migrations[index:]
+    del migrations._migrations[index:]
+    try:
+        db = open_project(tmp_path / "old.db")
+        sync_codebook(db, load_codebook(LESSONS))
+        with db.atomic():
+            for name in ("Rosa", "Sam"):
+                db.execute("INSERT INTO coders (name, created_at) VALUES (?, 'now')", [name])
+            db.execute("INSERT INTO memos (coder_id, code_id, text, created_at) VALUES (1, 'purpose', 'm', 'now')")
+        db.close()
+    finally:
+        migrations._migrations.extend(later)
+    db = open_project(tmp_path / "old.db")
+    for table, n in (("codes", 21), ("coders", 2), ("memos", 1)):
+        guids = [r[0] for r in db.execute(f"SELECT guid FROM {table}")]
+        assert len(guids) == len(set(guids)) == n
+        assert all(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", g) for g in guids)
