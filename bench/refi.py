@@ -4,7 +4,7 @@ Builds a synthetic project (1,000 interviews of 50 speaker turns, ingested throu
 the lessons codebook; 100,000 codings by three coders, half of them spans, inserted in bulk), then
 times exporting it to a .qdpx, and importing that into a fresh project. Target: under 30 s each.
 
-    python bench/refi.py [--documents 1000] [--codings 100000]
+    python bench/refi.py [--documents 1000] [--codings 100000] [--pseudonymise]
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from qualcode.db import now
 from qualcode.ingest import IngestOptions, ingest_paths
 from qualcode.refi import export_project, import_project
 
+#: 100 participants, so --pseudonymise has people to replace.
+PEOPLE = [f"{first} {last}" for first in ("Ana", "Bo", "Chidi", "Dana", "Eli", "Farah", "Gus", "Hana", "Ivo", "Jun")
+          for last in ("Ruiz", "Okafor", "Lund", "Meyer", "Park", "Quinn", "Sato", "Tran", "Vega", "Wolfe")]
 WORDS = ("coaching district teachers principal data cycle improvement trust time planning students math "
          "reading network leadership board union structure collaboration spread practice evidence goal").split()
 
@@ -32,7 +35,7 @@ def build(folder: Path, documents: int, codings: int) -> Path:
     for i in range(documents):
         turns = []
         for t in range(50):
-            speaker = "Interviewer" if t % 2 == 0 else f"Teacher {i}"
+            speaker = "Interviewer" if t % 2 == 0 else PEOPLE[i % len(PEOPLE)]
             turns.append(f"{speaker}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 40))) + ".")
         (corpus / f"interview-{i:04d}.txt").write_text(
             f"---\nkind: interview\nsite: School {i % 40}\nrole: teacher\ndate: 2024-{1 + i % 12:02d}-15\n"
@@ -69,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=1000)
     parser.add_argument("--codings", type=int, default=100_000)
+    parser.add_argument("--pseudonymise", action="store_true", help="also time a pseudonymised export (slower)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -80,6 +84,10 @@ def main() -> None:
         result = export_project(db, folder / "big.qdpx")
         size = (folder / "big.qdpx").stat().st_size / 2**20
         print(f"export qdpx: {time.perf_counter() - start:.1f} s ({result.summary()}; {size:.1f} MB)")
+        if args.pseudonymise:
+            start = time.perf_counter()
+            export_project(db, folder / "pseudonymised.qdpx", pseudonymise=True)
+            print(f"export qdpx --pseudonymise: {time.perf_counter() - start:.1f} s")
         fresh = open_project(folder / "fresh.db")
         start = time.perf_counter()
         back = import_project(fresh, folder / "big.qdpx")
