@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python bench/agreement.py
 	$(BIN)/python bench/workspace.py
 	$(BIN)/python bench/writes.py
+	$(BIN)/python bench/refi.py
 
 # Refresh constraints.txt from the current virtualenv after changing dependencies.
 lock: install

@@ -142,7 +142,7 @@ def about(db_path, **values):
 
 @cli.group()
 def codebook():
-    """Check, load and show codebooks."""
+    """Check, load, show, import and export codebooks."""
 
 
 @codebook.command("validate")
@@ -832,6 +832,101 @@ def codebook_dump(codebook_id, db_path):
     click.echo(codebook_lib.dump_codebook(_open(db_path), codebook_id), nl=False)
 
 
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"warning: {line}", err=True)
+
+
+@codebook.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--to-yaml", "to_yaml", type=click.Path(dir_okay=False),
+              help="Write it as a YAML codebook to this file instead of loading it (no project needed).")
+@click.option("--force", is_flag=True, help="Archive codes that left the file even when they have codings.")
+@db_option
+def codebook_import(file, to_yaml, force, db_path):
+    """Load a REFI-QDA codebook (.qdc, or the codebook of a .qdpx) from NVivo, ATLAS.ti, MAXQDA or QualCoder.
+
+    Codes keep their GUIDs, so a codebook that went to another tool and comes back updates the
+    codes it left as (renamed there, renamed here). With --to-yaml it becomes a YAML codebook
+    to keep under version control and load with `qualcode codebook load`.
+
+    \b
+    Examples:
+        qualcode codebook import team-codes.qdc
+        qualcode codebook import team-codes.qdc --to-yaml codebooks/team.yml
+    """
+    from . import refi
+
+    if to_yaml:
+        result = refi.read_codebook(file)
+        _warn(result.warnings)
+        Path(to_yaml).write_text(refi.codebook_yaml(result.codebook), encoding="utf-8")
+        click.echo(f"Wrote {to_yaml}: {_n(sum(1 for _ in result.codebook.walk()), 'code')} from {file}")
+        return
+    result = refi.import_codebook(_open(db_path, create=True), file, force=force)
+    _warn(result.warnings)
+    sync = result.sync
+    parts = [f"{len(getattr(sync, k))} {k}" for k in ("added", "updated", "unchanged", "restored", "archived", "deleted")
+             if getattr(sync, k)]
+    click.echo(f"Imported codebook '{result.codebook.name}' from {file}: {', '.join(parts)}")
+
+
+@codebook.command("export")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["qdc", "yaml"]),
+              help="qdc (REFI-QDA, for NVivo, ATLAS.ti, MAXQDA, QualCoder) or yaml; default: from OUT's extension.")
+@click.option("--codebook", "codebook_id", help="For yaml: the codebook id (default: the first).")
+@db_option
+def codebook_export(out, fmt, codebook_id, db_path):
+    """Write the project's codes as a REFI-QDA codebook (.qdc) or as a YAML codebook.
+
+    \b
+    Examples:
+        qualcode codebook export --format qdc codes.qdc
+        qualcode codebook export --format yaml codebooks/lessons.yml
+    """
+    from . import refi
+
+    fmt = fmt or ("yaml" if Path(out).suffix.lower() in (".yml", ".yaml") else "qdc")
+    db = _open(db_path)
+    if fmt == "yaml":
+        Path(out).write_text(codebook_lib.dump_codebook(db, codebook_id), encoding="utf-8")
+        click.echo(f"Wrote {out}")
+        return
+    n = refi.export_codebook(db, out)
+    click.echo(f"Wrote {out}: {_n(n, 'code')}")
+
+
+@cli.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@db_option
+def import_(file, db_path):
+    """Import a REFI-QDA project (.qdpx) from NVivo, ATLAS.ti, MAXQDA or QualCoder into a new or empty project.
+
+    Text sources, the code tree, users (as coders), every coded selection, notes (as memos) and
+    variables (as document attributes) come in; what a qualcode project cannot hold (audio,
+    video, picture and PDF sources, graphs) is counted in the summary line.
+
+    \b
+    Example:
+        qualcode import fieldwork.qdpx --db fieldwork.db
+    """
+    from . import refi
+
+    existed = Path(db_path).exists()
+    db = _open(db_path, create=True)
+    try:
+        result = refi.import_project(db, file)
+    except QualcodeError:
+        db.close()
+        if not existed:  # a refused import leaves no new, empty project behind
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+        raise
+    _warn(result.warnings)
+    click.echo(result.summary())
+
+
 # --- queries ----------------------------------------------------------------------------------
 
 
@@ -956,7 +1051,7 @@ def _write_export(db, out, pseudonymise, write):
 
 @cli.group()
 def export():
-    """Export quotes, code matrices, reports, JSON and memos."""
+    """Export quotes, code matrices, reports, JSON, memos and REFI-QDA projects."""
 
 
 @export.command("quotes")
@@ -1052,6 +1147,25 @@ def export_memos(out, coders, pseudonymise, db_path):
     text = memos_markdown(db, list(coders), pseudonymise)
     _write_export(db, out, pseudonymise, lambda path: path.write_text(text, encoding="utf-8"))
     click.echo(f"Wrote memos to {out}")
+
+
+@export.command("qdpx")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--where", "-w", multiple=True, callback=_where_pairs, help="Only documents with ATTRIBUTE=VALUE (repeatable).")
+@click.option("--pseudonymise", is_flag=True, help="Replace every speaker's and coder's name, everywhere, with a pseudonym.")
+@db_option
+def export_qdpx(out, where, pseudonymise, db_path):
+    """The project as a REFI-QDA project (.qdpx) for NVivo, ATLAS.ti, MAXQDA or QualCoder.
+
+    Every document (or those -w selects), code, coder, coded span, memo and attribute.
+
+    \b
+    Example:
+        qualcode export qdpx study.qdpx -w site="Bayview Elementary" --pseudonymise
+    """
+    from .refi import export_project
+
+    click.echo(export_project(_open(db_path), out, where, pseudonymise).summary())
 
 
 # --- suggestions ------------------------------------------------------------------------------

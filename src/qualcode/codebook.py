@@ -494,6 +494,8 @@ def _rehome(db: sqlite_utils.Database, code_id: str, new_id: str, new_parent: st
             row["depth"] = parent_depth + 1 + (c["depth"] - base_depth)
             row["lesson_id"] = lesson
             row["updated_at"] = stamp
+            if "guid" in row:  # the GUID moves with the code (REFI-QDA exchange): the old row gives it up first
+                db.execute("UPDATE codes SET guid = NULL WHERE id = ?", [c["id"]])
             db.execute(f"INSERT INTO codes ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
         for old, new in mapping.items():
             for table in ("codings", "suggestions", "memos"):

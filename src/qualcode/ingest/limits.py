@@ -16,7 +16,7 @@ from ..errors import IngestError
 #: Any one source file. Larger is an archive or a database, not a transcript.
 MAX_FILE_BYTES = 256 * 1024 * 1024
 #: All members of a .docx/.xlsx unpacked together.
-MAX_UNZIPPED_BYTES = {"docx": 64 * 1024 * 1024, "xlsx": 512 * 1024 * 1024}
+MAX_UNZIPPED_BYTES = {"docx": 64 * 1024 * 1024, "xlsx": 512 * 1024 * 1024, "qdpx": 1024 * 1024 * 1024}
 #: Unpacked / packed, for members large enough to matter. Office XML packs
 #: 5-20x; zip bombs pack hundreds to millions of times.
 MAX_RATIO = 100
@@ -35,9 +35,10 @@ def check_file_size(path: Path, size: int) -> None:
 
 
 def check_zip(path: Path, kind: str) -> None:
-    """Refuse a .docx/.xlsx that is not a zip or would unpack past the limits."""
-    word = {"docx": "Word .docx file", "xlsx": ".xlsx workbook"}[kind]
-    fix = {"docx": "open and re-save it in Word or LibreOffice as .docx", "xlsx": "re-save it from Excel as .xlsx"}[kind]
+    """Refuse a .docx/.xlsx/.qdpx that is not a zip or would unpack past the limits."""
+    word = {"docx": "Word .docx file", "xlsx": ".xlsx workbook", "qdpx": "REFI-QDA project (.qdpx)"}[kind]
+    fix = {"docx": "open and re-save it in Word or LibreOffice as .docx", "xlsx": "re-save it from Excel as .xlsx",
+           "qdpx": "export the project again from the tool it came from"}[kind]
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
