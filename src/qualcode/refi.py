@@ -85,40 +85,37 @@ def _n(count: int, word: str, plural: str | None = None) -> str:
 
 
 @dataclass
-class ImportResult:
+class _Counts:
     path: str
     documents: int = 0
     codes: int = 0
     coders: int = 0
     codings: int = 0
     memos: int = 0
+
+    def _parts(self) -> str:
+        return ", ".join([_n(self.documents, "document"), _n(self.codes, "code"), _n(self.coders, "coder"),
+                          _n(self.codings, "coding"), _n(self.memos, "memo")])
+
+
+@dataclass
+class ImportResult(_Counts):
     warnings: list[str] = field(default_factory=list)
     #: What came in the file that a qualcode project cannot hold, by kind ("audio source": 2).
     not_imported: Counter = field(default_factory=Counter)
 
     def summary(self) -> str:
         """``Imported x.qdpx: 12 documents, 40 codes, 3 coders, 1,204 codings, 9 memos; not imported: ...``"""
-        parts = [_n(self.documents, "document"), _n(self.codes, "code"), _n(self.coders, "coder"),
-                 _n(self.codings, "coding"), _n(self.memos, "memo")]
-        line = f"Imported {Path(self.path).name}: {', '.join(parts)}"
+        line = f"Imported {Path(self.path).name}: {self._parts()}"
         if self.not_imported:
             line += "; not imported: " + ", ".join(_n(n, kind) for kind, n in sorted(self.not_imported.items()))
         return line
 
 
 @dataclass
-class ExportResult:
-    path: str
-    documents: int = 0
-    codes: int = 0
-    coders: int = 0
-    codings: int = 0
-    memos: int = 0
-
+class ExportResult(_Counts):
     def summary(self) -> str:
-        parts = [_n(self.documents, "document"), _n(self.codes, "code"), _n(self.coders, "coder"),
-                 _n(self.codings, "coding"), _n(self.memos, "memo")]
-        return f"Wrote {self.path}: {', '.join(parts)}"
+        return f"Wrote {self.path}: {self._parts()}"
 
 
 @dataclass
