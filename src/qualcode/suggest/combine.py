@@ -72,6 +72,16 @@ def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
+#: A dozen features need no more rows than this to fit; above it, a fixed random sample is used.
+MAX_SECOND_STAGE_ROWS = 50_000
+
+
+def _sample(rows: np.ndarray) -> np.ndarray:
+    if len(rows) <= MAX_SECOND_STAGE_ROWS:
+        return rows
+    return np.sort(np.random.default_rng(0).choice(rows, MAX_SECOND_STAGE_ROWS, replace=False))
+
+
 class PreviousCodes:
     """The previous turn's codes as evidence for this turn's: a second stage.
 
@@ -111,11 +121,13 @@ class PreviousCodes:
             X = self.features(filled, before, j)[rows]
             held = np.full(len(rows), np.nan)
             for train, test in GroupKFold(n_splits=folds).split(X, y, groups[rows]):
+                train = _sample(train)
                 if 0 < y[train].sum() < len(train):
                     held[test] = LogisticRegression(C=1.0, max_iter=1000).fit(X[train], y[train]).predict_proba(X[test])[:, 1]
             if np.isnan(held).any() or _log_loss(y, held) > GAIN_NEEDED * _log_loss(y, S[rows, j]):
                 continue  # kept only for a code whose held-out scores it makes better
-            self.models[j] = LogisticRegression(C=1.0, max_iter=1000).fit(X, y)
+            every = _sample(np.arange(len(y)))
+            self.models[j] = LogisticRegression(C=1.0, max_iter=1000).fit(X[every], y[every])
             out[rows, j] = held
         return out
 
