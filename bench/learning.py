@@ -29,7 +29,7 @@ from qualcode import open_project
 from qualcode.codebook import load_codebook, sync_codebook
 from qualcode.evaluate import group_labels, label_metrics, NONE
 from qualcode.ingest import IngestOptions, TableMapping, ingest_paths
-from qualcode.suggest import Dataset, load_dataset, model_codes, train
+from qualcode.suggest import Dataset, load_dataset, model_codes, scope_mask, train
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpora" / "facilitation" / "focus-groups.csv"
@@ -61,10 +61,8 @@ class Bench:
             self.sets.setdefault(c["exclusive_group"], []).append(j)
         assert None not in self.sets, "the facilitation codebook declares every code in an exclusive set"
         # Which turns each set is about (its codes' role scope), by the codebook.
-        from qualcode.suggest import in_scope
-
-        self.member = {g: np.array([in_scope(self.codes[cols[0]], it.speaker_role) for it in self.data.items])
-                       for g, cols in self.sets.items()}
+        scope = scope_mask(self.codes, self.data.items)
+        self.member = {g: scope[:, cols[0]] for g, cols in self.sets.items()}
 
     def fit(self, labelled: np.ndarray):
         d = self.data

@@ -76,12 +76,16 @@ def test_conventions(kind, speaker, interviewer, expected):
     assert convention_role(kind, speaker, interviewer) == expected
 
 
-def test_suggest_uses_the_same_conventions():
-    from qualcode import suggest
+def test_suggest_uses_the_same_conventions(project):
+    """The suggester reads each turn's role as roles.py set it: no second set of conventions."""
+    from qualcode.suggest import load_dataset
 
-    assert suggest.INTERVIEWER.match("Facilitator")
-    assert suggest._speaker_role("focus_group", "Q", None) == "facilitator"
-    assert suggest._speaker_role("interview", None, None) == ""
+    items = load_dataset(project, []).items
+    seen = {(it.document, it.speaker): it.speaker_role for it in items}
+    assert seen[("focus-group", "Moderator")] == "facilitator"
+    assert seen[("interview-ana", "Dana Whitfield")] == "interviewer"
+    assert seen[("interview-ana", "Ana Ruiz")] == "participant"
+    assert {it.speaker_role for it in items if it.document == "notes"} == {""}  # no speaker, no role
 
 
 @pytest.mark.parametrize("value,expected", [

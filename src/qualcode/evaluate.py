@@ -77,6 +77,10 @@ def _fold(data, codes, train_rows, test_rows, estimator, precision=None):
             combined if suggester.featurizer is not None else L * scope)
 
 
+#: The class of a segment that has none of an exclusive set's codes.
+NONE = "none"
+
+
 def label_metrics(truth: list[str], predicted: list[str], classes: list[str]) -> dict:
     """A single-label task ("none" is a class): per class precision, recall and F1, macro-F1 over
     every class, accuracy and Cohen's kappa."""
@@ -101,8 +105,6 @@ def group_labels(Y: np.ndarray, decided: np.ndarray, columns: list[int], codes: 
     return [label(r) for r in Y], [label(r) for r in decided]
 
 
-NONE = "none"
-
 
 def reliability(scores: np.ndarray, truth: np.ndarray, bins: int = 10) -> dict:
     """Do scores mean what they say? Per score band, how often the code really applied; and the Brier score."""
@@ -126,7 +128,7 @@ def evaluate(db: sqlite_utils.Database, codes: list[str] | None = None, coders: 
 
     ``keep_predictions`` adds every held-out decision at the operating point (``predictions``),
     so a study can audit them."""
-    from .suggest import in_scope, load_dataset, model_codes
+    from .suggest import exclusive_columns, load_dataset, model_codes, operating_point_name, scope_mask
 
     start = time.perf_counter()
     code_rows = model_codes(db, codes)
@@ -167,11 +169,10 @@ def evaluate(db: sqlite_utils.Database, codes: list[str] | None = None, coders: 
     truth = np.vstack(truth_parts)
     scores = np.vstack(score_parts)
     items = [data.items[i] for i in tested]
-    scope = np.array([[in_scope(c, it.speaker_role) for c in code_rows] for it in items], dtype=bool).reshape(
-        len(items), len(code_rows))
+    scope = scope_mask(code_rows, items)
     result = {**mode, "segments": int(len(truth)), "documents": int(len(set(data.documents))),
               "codes": ids, "coders": coders or "all", "operating_point":
-              f"held-out precision >= {precision:g}" if precision else "best held-out F1", "methods": {}}
+              operating_point_name(precision), "methods": {}}
     decided = {}
     for m in METHODS:
         predicted = np.vstack(predicted_parts[m])
@@ -181,10 +182,7 @@ def evaluate(db: sqlite_utils.Database, codes: list[str] | None = None, coders: 
             "per_code": per_code,
             "macro": {k: float(np.mean([pc[k] for pc in per_code.values()])) for k in ("precision", "recall", "f1", "kappa")},
         }
-    groups: dict[str, list[int]] = {}
-    for j, c in enumerate(code_rows):
-        if c.get("exclusive_group"):
-            groups.setdefault(c["exclusive_group"], []).append(j)
+    groups = exclusive_columns(code_rows)
     result["groups"] = {}
     for group, columns in groups.items():
         member = scope[:, columns].any(axis=1)

@@ -18,11 +18,10 @@ import sqlite_utils
 
 from ..coding import CodingError, find_code, find_coder
 from ..db import now
-from ..roles import INTERVIEWER, convention_role  # noqa: F401  (INTERVIEWER: re-exported for older imports)
 from .features import CHAR_NGRAM_ROWS, Featurizer, Item
 from .lexicon import Lexicon
 from .combine import Combiner, PreviousCodes
-from .model import CodeModel, GroupModel, best_threshold, precision_threshold
+from .model import CodeModel, GroupModel, best_threshold, estimator_kind, precision_threshold
 
 #: The roles that ask rather than answer: codes not scoped to roles are not suggested on their turns.
 ASKING_ROLES = frozenset({"interviewer", "facilitator", "moderator"})
@@ -53,15 +52,12 @@ class Dataset:
 def model_codes(db: sqlite_utils.Database, codes: list[str] | None = None) -> list[dict]:
     """The codes suggestions are made for: active codes without sub-codes, with their role
     scope and, for a code in an exclusive set, the set (its parent)."""
-    columns = db["codes"].columns_dict
-    scoped = "roles" in columns
     rows = list(db.query(
-        f"""SELECT id, name, definition, include, terms, examples, lesson_id,
-                   {"roles" if scoped else "NULL AS roles"},
-                   {"(SELECT p.id FROM codes p WHERE p.id = c.parent_id AND p.exclusive = 1)" if scoped else "NULL"} AS exclusive_group
-            FROM codes c
-            WHERE archived = 0 AND NOT EXISTS (SELECT 1 FROM codes k WHERE k.parent_id = c.id AND k.archived = 0)
-            ORDER BY codebook_id, sort_order"""))
+        """SELECT id, name, definition, include, terms, examples, lesson_id, roles,
+                  (SELECT p.id FROM codes p WHERE p.id = c.parent_id AND p.exclusive = 1) AS exclusive_group
+           FROM codes c
+           WHERE archived = 0 AND NOT EXISTS (SELECT 1 FROM codes k WHERE k.parent_id = c.id AND k.archived = 0)
+           ORDER BY codebook_id, sort_order"""))
     if codes:
         wanted = {find_code(db, c) for c in codes}
         rows = [r for r in rows if r["id"] in wanted or r["lesson_id"] in wanted]
@@ -79,9 +75,25 @@ def in_scope(code: dict, speaker_role: str) -> bool:
     return speaker_role not in ASKING_ROLES
 
 
-def _speaker_role(kind: str, speaker: str | None, interviewer: str | None) -> str:
-    """The conventional role (see :mod:`qualcode.roles`), '' for no speaker, for segments stored without one."""
-    return convention_role(kind, speaker, interviewer) or ""
+def scope_mask(codes: list[dict], items: list[Item]) -> np.ndarray:
+    """Segments × codes: whether each code may be suggested on each turn (by its speaker role)."""
+    roles: dict[str, int] = {}
+    which = np.array([roles.setdefault(it.speaker_role, len(roles)) for it in items], dtype=np.int64)
+    table = np.array([[in_scope(c, role) for c in codes] for role in roles], dtype=bool)
+    return table.reshape(len(roles), len(codes))[which] if len(items) else np.zeros((0, len(codes)), bool)
+
+
+def exclusive_columns(codes: list[dict]) -> dict[str, list[int]]:
+    """Each exclusive set and the indexes of its codes in ``codes``."""
+    groups: dict[str, list[int]] = {}
+    for j, c in enumerate(codes):
+        if c.get("exclusive_group"):
+            groups.setdefault(c["exclusive_group"], []).append(j)
+    return groups
+
+
+def operating_point_name(precision: float | None) -> str:
+    return f"held-out precision >= {precision:g}" if precision else "best held-out F1"
 
 
 def document_filter(db: sqlite_utils.Database, documents: list[str] | None = None,
@@ -116,10 +128,8 @@ def load_dataset(db: sqlite_utils.Database, codes: list[str], coders: list[str] 
     if documents:
         doc_sql = f"WHERE s.document_id IN ({', '.join('?' * len(documents))})"
         params = list(documents)
-    role_sql = "s.speaker_role" if "speaker_role" in db["segments"].columns_dict else "NULL AS speaker_role"
     rows = list(db.query(
-        f"""SELECT s.id, s.document_id, s.seq, s.speaker, s.text, d.role, d.kind, {role_sql},
-                   json_extract(d.attributes, '$.interviewer') AS interviewer
+        f"""SELECT s.id, s.document_id, s.seq, s.speaker, s.text, d.role, s.speaker_role
             FROM segments s JOIN documents d ON d.id = s.document_id {doc_sql}
             ORDER BY s.document_id, s.seq""", params))
     index = {r["id"]: i for i, r in enumerate(rows)}
@@ -141,11 +151,9 @@ def load_dataset(db: sqlite_utils.Database, codes: list[str], coders: list[str] 
         if r["segment_id"] in index and r["code_id"] in column:
             rejected.setdefault(column[r["code_id"]], []).append(index[r["segment_id"]])
     rejected_rows = {i for rs in rejected.values() for i in rs}
-    items = []
-    for r in rows:
-        role = r["speaker_role"] if r["speaker_role"] is not None else _speaker_role(r["kind"], r["speaker"], r["interviewer"])
-        items.append(Item(r["text"], r["document_id"], r["seq"], r["role"] or "", role in ASKING_ROLES,
-                          r["speaker"] or "", role or ""))
+    # Every write path sets the roles (roles.apply_roles); a turn with no speaker has none.
+    items = [Item(r["text"], r["document_id"], r["seq"], r["role"] or "", r["speaker"] or "", r["speaker_role"] or "")
+             for r in rows]
     labelled = np.array([r["document_id"] in coded_documents or i in rejected_rows for i, r in enumerate(rows)])
     return Dataset(np.array([r["id"] for r in rows]), items, np.array([r["document_id"] for r in rows]),
                    codes, Y, labelled, rejected)
@@ -183,11 +191,7 @@ class Suggester:
         return [c["id"] for c in self.codes]
 
     def scope_mask(self, items: list[Item]) -> np.ndarray:
-        """Segments × codes: whether each code may be suggested on each turn (by its speaker role)."""
-        roles: dict[str, int] = {}
-        which = np.array([roles.setdefault(it.speaker_role, len(roles)) for it in items], dtype=np.int64)
-        table = np.array([[in_scope(c, role) for c in self.codes] for role in roles], dtype=bool)
-        return table.reshape(len(roles), len(self.codes))[which] if len(items) else np.zeros((0, len(self.codes)), bool)
+        return scope_mask(self.codes, items)
 
     def lexicon_scores(self, items: list[Item]) -> tuple[np.ndarray, list[dict]]:
         hits = self.lexicon.score([it.text for it in items]) if not self.lexicon.empty else [{} for _ in items]
@@ -211,7 +215,8 @@ class Suggester:
         scope = self.scope_mask(items)
         if self.featurizer is None:
             return L * scope, np.zeros_like(L), L, hits, None
-        X = self.featurizer.transform(items)
+        neighbours = Featurizer.previous_rows(items)
+        X = self.featurizer.transform(items, neighbours)
         P = np.zeros_like(L)
         combined = L.copy()
         if self.model is not None and self.binary:
@@ -227,7 +232,7 @@ class Suggester:
                 combined[:, columns] = probabilities
         combined = combined * scope
         if self.previous_codes is not None:
-            combined = self.previous_codes.apply(combined, Featurizer.previous_rows(items)[0]) * scope
+            combined = self.previous_codes.apply(combined, neighbours[0]) * scope
         return combined, P, L, hits, X
 
     def decide(self, combined: np.ndarray, min_score: float | None = None) -> np.ndarray:
@@ -277,8 +282,9 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto", precision: 
                                      *c.get("examples", []), *c.get("terms", [])]) for c in codes}
     featurizer = Featurizer(char=(3, 5) if len(rows) <= CHAR_NGRAM_ROWS else None).fit(
         train_data.items, prototypes if PROTOTYPES else None)
+    neighbours = Featurizer.previous_rows(train_data.items)
     if len(rows) == len(data.items):
-        X = featurizer.transform(train_data.items)
+        X = featurizer.transform(train_data.items, neighbours)
     else:
         # Read each coded turn in its whole conversation: the turns around it may be uncoded.
         X = featurizer.transform(data.items)[rows]
@@ -294,11 +300,9 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto", precision: 
     scope = suggester.scope_mask(train_data.items)
     L, _ = suggester.lexicon_scores(train_data.items)
     oof = np.full((len(rows), len(codes)), np.nan)
-    for j, c in enumerate(codes):
-        if c.get("exclusive_group"):
-            suggester.group_columns.setdefault(c["exclusive_group"], []).append(j)
-        else:
-            suggester.binary.append(j)
+    suggester.group_columns = exclusive_columns(codes)
+    grouped = {j for columns in suggester.group_columns.values() for j in columns}
+    suggester.binary = [j for j in range(len(codes)) if j not in grouped]
     for group, columns in suggester.group_columns.items():
         # A set's turns are those in scope for any of its codes; a turn with two of its
         # codes (coders slip) counts for the first, as the codebook orders them.
@@ -340,11 +344,10 @@ def train(data: Dataset, codes: list[dict], estimator: str = "auto", precision: 
         oof[:, b] = np.where(np.isnan(model.oof), np.nan, oof[:, b])
     suggester.oof = oof * np.where(scope, 1.0, np.nan)
     if PREVIOUS_CODES:
-        before, _ = Featurizer.previous_rows(train_data.items)
         suggester.previous_codes = PreviousCodes(len(codes))
-        suggester.oof = suggester.previous_codes.fit(suggester.oof, before, train_data.Y, train_data.documents)
+        suggester.oof = suggester.previous_codes.fit(suggester.oof, neighbours[0], train_data.Y, train_data.documents)
     suggester.thresholds = operating_points(suggester, train_data.Y, precision)
-    suggester.operating_point = f"held-out precision >= {precision:g}" if precision else "best held-out F1"
+    suggester.operating_point = operating_point_name(precision)
     suggester.train_seconds = time.perf_counter() - start
     suggester.oof_metrics = held_out_metrics(suggester, train_data.Y)
     return suggester
@@ -418,8 +421,8 @@ def suggest(db: sqlite_utils.Database, codes: list[str] | None = None, documents
     decided = {(r["segment_id"], r["code_id"]) for r in db.query(
         "SELECT segment_id, code_id FROM codings UNION SELECT segment_id, code_id FROM suggestions WHERE status != 'pending'")}
     thresholds = dict(zip(ids, (None if np.isinf(t) else float(t) for t in suggester.thresholds)))
-    parameters = {"estimator": suggester.model._kind(suggester.training_size) if suggester.model else (
-                      "logreg" if suggester.groups and suggester.training_size <= 50_000 else "sgd" if suggester.groups else None),
+    parameters = {"estimator": estimator_kind(estimator, suggester.training_size)
+                  if suggester.model or suggester.groups else None,
                   "min_score": min_score, "precision": precision, "operating_point": suggester.operating_point
                   if min_score is None else f"score >= {min_score:g}", "codes": ids,
                   "exclusive_groups": {g: [ids[j] for j in cols] for g, cols in suggester.group_columns.items()},

@@ -100,17 +100,23 @@ class PreviousCodes:
         self.models: list[LogisticRegression | None] = [None] * n_codes
 
     @staticmethod
-    def features(S: np.ndarray, before: np.ndarray, j: int) -> np.ndarray:
+    def previous(S: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """The previous turn's scores for every code, as logits (0 where there is none)."""
         previous = np.zeros_like(S)
         ok = before >= 0
         previous[ok] = S[before[ok]]
-        return np.column_stack([_logit(S[:, j]), _logit(previous)])
+        return _logit(previous)
+
+    @staticmethod
+    def features(S: np.ndarray, previous: np.ndarray, j: int) -> np.ndarray:
+        return np.column_stack([_logit(S[:, j]), previous])
 
     def fit(self, S: np.ndarray, before: np.ndarray, Y: np.ndarray, groups: np.ndarray) -> np.ndarray:
         """``S``: held-out first-stage scores (NaN out of scope); returns this stage's held-out scores."""
         from sklearn.model_selection import GroupKFold
 
         filled = np.nan_to_num(S)
+        previous = self.previous(filled, before)
         out = S.copy()
         for j in range(S.shape[1]):
             rows = np.flatnonzero(~np.isnan(S[:, j]))
@@ -118,7 +124,7 @@ class PreviousCodes:
             folds = min(3, len(np.unique(groups[rows])))
             if y.sum() < MIN_STACK or y.sum() == len(y) or folds < 2:
                 continue
-            X = self.features(filled, before, j)[rows]
+            X = self.features(filled, previous, j)[rows]
             held = np.full(len(rows), np.nan)
             for train, test in GroupKFold(n_splits=folds).split(X, y, groups[rows]):
                 train = _sample(train)
@@ -133,7 +139,8 @@ class PreviousCodes:
 
     def apply(self, S: np.ndarray, before: np.ndarray) -> np.ndarray:
         out = S.copy()
+        previous = self.previous(S, before)
         for j, model in enumerate(self.models):
             if model is not None:
-                out[:, j] = model.predict_proba(self.features(S, before, j))[:, 1]
+                out[:, j] = model.predict_proba(self.features(S, previous, j))[:, 1]
         return out

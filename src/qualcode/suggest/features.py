@@ -73,7 +73,6 @@ class Item:
     document: str = ""
     seq: int = 0
     role: str = ""  # the document's participant role
-    interviewer: bool = False  # spoken by the interviewer or facilitator
     speaker: str = ""
     speaker_role: str = ""
 
@@ -299,13 +298,14 @@ class Featurizer:
                                 content[i], content[k]))
         return out
 
-    def transform(self, items: list[Item]) -> sp.csr_matrix:
+    def transform(self, items: list[Item], neighbours: tuple[np.ndarray, np.ndarray] | None = None) -> sp.csr_matrix:
         """[text | previous segment | document role | speaker role | previous speaker role |
-        conversation | codebook similarity]."""
+        conversation | codebook similarity]. ``neighbours``: :meth:`previous_rows` of ``items``,
+        when the caller has them already."""
         split = [tokens(item.text) for item in items]
         own = self._text_matrix([item.text for item in items], split)
         # The previous segment is the row above: reuse its vector instead of tokenising it again.
-        neighbours = self.previous_rows(items)
+        neighbours = self.previous_rows(items) if neighbours is None else neighbours
         before = neighbours[0]
         rows = np.flatnonzero(before >= 0)
         shift = sp.csr_matrix((np.full(len(rows), PREVIOUS_WEIGHT, dtype=np.float32), (rows, before[rows])),

@@ -21,6 +21,20 @@ from sklearn.model_selection import GroupKFold
 ESTIMATORS = ("logreg", "sgd")
 
 
+#: Up to this many training segments logistic regression, above it SGD.
+LOGREG_ROWS = 50_000
+
+
+def estimator_kind(estimator: str, n_rows: int) -> str:
+    """``estimator`` itself, or for "auto" the learner for a training set of ``n_rows``.
+
+    Measured on this machine (bench/suggest.py): logistic regression is more accurate on
+    small projects, SGD trains 200,000 segments an order of magnitude faster."""
+    if estimator != "auto":
+        return estimator
+    return "logreg" if n_rows <= LOGREG_ROWS else "sgd"
+
+
 def make_estimator(kind: str, n_rows: int):
     if kind == "logreg":
         return LogisticRegression(C=30.0, solver="liblinear", max_iter=200, random_state=0)
@@ -68,11 +82,7 @@ class CodeModel:
     seconds: float = 0.0
 
     def _kind(self, n_rows: int) -> str:
-        # Measured on this machine (bench/suggest.py): liblinear is more accurate on small
-        # projects, SGD trains 200,000 segments an order of magnitude faster.
-        if self.estimator != "auto":
-            return self.estimator
-        return "logreg" if n_rows <= 50_000 else "sgd"
+        return estimator_kind(self.estimator, n_rows)
 
     def fit(self, X: sp.csr_matrix, Y: np.ndarray, groups: np.ndarray, weights: np.ndarray | None = None,
             masks: np.ndarray | None = None) -> "CodeModel":
@@ -204,8 +214,7 @@ class GroupModel:
     present: np.ndarray | None = None  # which classes (none first) the training data holds
 
     def _estimator(self, n_rows: int):
-        kind = self.estimator if self.estimator != "auto" else ("logreg" if n_rows <= 50_000 else "sgd")
-        if kind == "logreg":
+        if estimator_kind(self.estimator, n_rows) == "logreg":
             # newton-cg: the same fit as lbfgs (macro-F1 0.901 against 0.902 on the facilitation
             # corpus, bench/learning.py) in a quarter of the time, as lbfgs needs hundreds of steps
             # on tens of thousands of sparse features.
